@@ -1,0 +1,40 @@
+"""Errors the user can act on: what was wrong, where, and what to do."""
+from pathlib import Path
+from typing import Optional, Union
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder or file that cannot be loaded as it is."""
+
+    def __init__(self, path: Union[str, Path], message: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{path}: {message}")
+
+
+class DataError(ValueError):
+    """A malformed line or record in a data file."""
+
+    def __init__(self, path: Union[str, Path], line: Optional[int], message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+class ListenerError(ValueError):
+    """A listener that has no output of its upstream `bert` component to read."""
+
+
+E_NO_UPSTREAM_OUTPUT = (
+    "The '{name}' component's listener found no output of its upstream 'bert' "
+    "component for this doc. Run the whole pipeline (nlp(text) or nlp.pipe(texts)) "
+    "instead of this component on its own, or run the 'bert' component on the doc "
+    "first. (When 'bert' is frozen in training with frozen_components, add it to "
+    "annotating_components too, or use the component's own `frozen = true`.)"
+)
+
+E_NO_TOKENIZER = (
+    "The 'bert' component has no word-piece tokenizer yet. Initialize it with a "
+    "checkpoint folder ([initialize.components.{name}.loader] path, usually "
+    "paths.bert) or a vocabulary file (vocab), or load a trained pipeline."
+)

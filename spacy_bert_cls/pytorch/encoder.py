@@ -1,0 +1,80 @@
+"""BertModel: embeddings, a stack of encoder layers and the pooler."""
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .config import BertConfig
+from .embeddings import BertEmbeddings
+from .layer import EncoderLayer
+
+
+class BertPooler(nn.Module):
+    """dense + tanh over the [CLS] state: BERT's sentence representation."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, cls_hidden: Tensor) -> Tensor:
+        """cls_hidden (Tensor[..., hidden]) -> Tensor[..., hidden]"""
+        return torch.tanh(self.dense(cls_hidden))
+
+
+class BertModel(nn.Module):
+    """The BERT encoder. Returns hidden states only: heads live in heads.py."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.pooler = BertPooler(config)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # BERT's initialisation: N(0, 0.02) weights, zero biases, unit LayerNorm.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+    ) -> Tensor:
+        """
+        input_ids (Tensor[batch, seq], long): piece ids, [CLS] first.
+        attention_mask (Tensor[batch, seq], bool or 0/1): 1 for real pieces, 0 for
+            padding. None: nothing is padded.
+        token_type_ids (Tensor[batch, seq], long): segment ids; None: all 0.
+        RETURNS (Tensor[batch, seq, hidden]): the last layer's hidden states.
+            Rows at padded positions are computed but meaningless.
+        """
+        if input_ids.shape[-1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequence of {input_ids.shape[-1]} pieces is longer than "
+                f"max_position_embeddings ({self.config.max_position_embeddings})"
+            )
+        mask = None
+        if attention_mask is not None:
+            attention_mask = attention_mask.bool()
+            if not bool(attention_mask.all()):
+                # [batch, seq] -> [batch, 1, 1, seq]: the same key mask for every head and query.
+                mask = attention_mask[:, None, None, :]
+        hidden = self.embeddings(input_ids, token_type_ids)
+        for layer in self.layers:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def pool(self, hidden: Tensor) -> Tensor:
+        """hidden (Tensor[batch, seq, hidden]) -> pooled [CLS] (Tensor[batch, hidden])"""
+        return self.pooler(hidden[:, 0])

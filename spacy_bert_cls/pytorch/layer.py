@@ -1,0 +1,54 @@
+"""One post-norm BERT encoder layer: attention and feed-forward, each with a residual."""
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import SelfAttention
+from .config import BertConfig
+
+
+def activation(name: str) -> nn.Module:
+    if name == "gelu":
+        return nn.GELU()
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return nn.GELU(approximate="tanh")
+    if name == "relu":
+        return nn.ReLU()
+    if name in ("silu", "swish"):
+        return nn.SiLU()
+    raise ValueError(f"Unsupported activation {name!r}")
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = activation(config.hidden_act)
+        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """hidden (Tensor[batch, seq, hidden]) -> Tensor[batch, seq, hidden]"""
+        return self.output(self.activation(self.intermediate(hidden)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = SelfAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout_prob = config.hidden_dropout_prob
+
+    def forward(self, hidden: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+        """
+        hidden (Tensor[batch, seq, hidden]): the layer's input.
+        attention_mask (Tensor[batch, 1, 1, seq], bool): see SelfAttention.
+        RETURNS (Tensor[batch, seq, hidden]): the layer's output.
+        """
+        attended = self.attention(hidden, attention_mask)
+        attended = F.dropout(attended, self.dropout_prob, self.training)
+        hidden = self.attention_norm(hidden + attended)
+        transformed = F.dropout(self.ffn(hidden), self.dropout_prob, self.training)
+        return self.ffn_norm(hidden + transformed)
