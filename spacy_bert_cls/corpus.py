@@ -1,0 +1,585 @@
+"""A corpus reader that trains straight from raw data files.
+
+`spacy-bert-cls.Corpus.v1` (registered through the `spacy_readers` entry point in
+setup.py, not with a decorator) reads three kinds of files, so that
+
+    python -m spacy train CONFIG --paths.train FILE --paths.dev FILE
+
+needs no `spacy convert` step first:
+
+- `.spacy` (DocBin) files or folders of them, through spaCy's own `Corpus`;
+- `.jsonl` text classification, one `{"text": ..., "label": ...}` (exclusive
+  classes) or `{"text": ..., "labels": [...]}` (multi-label) object a line;
+- CoNLL / IOB NER files, one `token ... tag` line a token and a blank line
+  after each sentence (IOB1, IOB2, BILUO and IOBES tags).
+
+Every malformed line raises `spacy_bert_cls.errors.DataError`, which names the
+file and the 1-based line: nothing is skipped silently.
+
+A config block that uses it:
+
+    [corpora.train]
+    @readers = "spacy-bert-cls.Corpus.v1"
+    path = ${paths.train}
+    format = "auto"
+    limit = 0
+    max_length = 0
+    labels = null
+"""
+import json
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from spacy.errors import Errors as SpacyErrors
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Corpus, Example
+from spacy.vocab import Vocab
+
+from .errors import DataError
+
+DOCBIN_SUFFIX = ".spacy"
+JSONL_SUFFIXES = (".jsonl",)
+CONLL_SUFFIXES = (".conll", ".iob", ".tsv", ".bio", ".annotated")
+FORMATS = ("auto", "spacy", "jsonl", "conll")
+DOCSTART = "-DOCSTART-"
+# First letter of an entity tag ("B-PER") -> the BILUO action it stands for.
+# IOBES writes S- for a unit entity and E- for the last token of one.
+TAG_ACTIONS = {"B": "B", "I": "I", "L": "L", "U": "U", "E": "L", "S": "U"}
+MAX_LABELS_SHOWN = 10
+
+PathLike = Union[str, Path]
+
+
+def create_corpus_reader_v1(
+    path: Optional[Path],
+    format: str = "auto",
+    limit: int = 0,
+    max_length: int = 0,
+    labels: Optional[List[str]] = None,
+) -> Callable[[Language], Iterable[Example]]:
+    """Create a reader of training or evaluation examples from a data file,
+    registered as `spacy-bert-cls.Corpus.v1` (through the `spacy_readers`
+    entry point).
+
+    path (Optional[Path]): The data file, or a folder of `.spacy` files.
+    format (str): "auto" (pick by extension: `.spacy`; `.jsonl`; `.conll`,
+        `.iob`, `.tsv`, `.bio` or `.annotated`), or "spacy", "jsonl" or
+        "conll" to force one.
+    limit (int): The most examples to yield per call. 0 for no limit.
+    max_length (int): Only for `.spacy` input, passed on to spaCy's `Corpus`:
+        docs of `max_length` tokens or more are split into sentences where
+        they have sentence boundaries, and skipped where they have none.
+        0 for no limit. JSONL and CoNLL examples are never dropped for their
+        length; the model truncates what is too long for it.
+    labels (Optional[List[str]]): JSONL only: the text classification label
+        set. Every record then gets a value for each of these labels, and a
+        record with another label is an error. None (or empty) to use the
+        labels seen in the file.
+    RETURNS (Callable[[Language], Iterable[Example]]): A picklable reader,
+        called with `nlp` once per epoch; it streams the file each time.
+    """
+    if path is None:
+        raise ValueError(SpacyErrors.E913)
+    return BertClsCorpus(path, format=format, limit=limit, max_length=max_length, labels=labels)
+
+
+class BertClsCorpus:
+    """Stream `Example` objects from a `.spacy`, `.jsonl` or CoNLL file.
+
+    Like spaCy's `Corpus`, the object is called with `nlp` once per epoch and
+    yields examples as it reads. For JSONL without a given label set, the
+    first call reads the file once more to collect the labels, and the object
+    keeps them for later calls.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        format: str = "auto",
+        limit: int = 0,
+        max_length: int = 0,
+        labels: Optional[Sequence[Union[str, int]]] = None,
+    ) -> None:
+        """Check the path and format and keep the settings.
+
+        path (Union[str, Path]): The data file, or a folder of `.spacy` files.
+        format (str): "auto", "spacy", "jsonl" or "conll".
+        limit (int): The most examples to yield per call. 0 for no limit.
+        max_length (int): Passed on to spaCy's `Corpus` for `.spacy` input;
+            unused for the other formats.
+        labels (Optional[Sequence[Union[str, int]]]): The JSONL label set, or
+            None (or empty) to collect it from the file.
+        """
+        self.path = Path(path)
+        self.format = resolve_format(self.path, format)
+        self.limit = limit
+        self.max_length = max_length
+        self.labels: Optional[List[str]] = _normalize_labels(labels) if labels else None
+        self._collected_labels: Optional[List[str]] = None
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        """Yield the examples of the file.
+
+        nlp (Language): The pipeline: its vocab and, for JSONL, its tokenizer.
+        YIELDS (Example): The examples, in file order.
+        """
+        _check_exists(self.path)
+        if self.format == "spacy":
+            yield from self._docbin_examples(nlp)
+        elif self.format == "jsonl":
+            yield from self._textcat_examples(nlp)
+        else:
+            yield from self._conll_examples(nlp)
+
+    def textcat_labels(self) -> List[str]:
+        """The JSONL label set: the given one, or the labels in the file
+        (collected on the first use and kept).
+
+        RETURNS (List[str]): The labels.
+        """
+        if self.labels is not None:
+            return self.labels
+        if self._collected_labels is None:
+            self._collected_labels = collect_textcat_labels(self.path)
+        return self._collected_labels
+
+    def _docbin_examples(self, nlp: Language) -> Iterator[Example]:
+        corpus = _DocBinCorpus(self.path, limit=self.limit, max_length=self.max_length)
+        count = 0
+        for example in corpus(nlp):
+            count += 1
+            yield example
+        if count == 0:
+            raise DataError(self.path, None, _no_docbin_examples_message(self.max_length))
+
+    def _textcat_examples(self, nlp: Language) -> Iterator[Example]:
+        records = read_textcat_jsonl(self.path, labels=self.textcat_labels())
+        for text, cats in _take(records, self.limit):
+            yield Example.from_dict(nlp.make_doc(text), {"cats": cats})
+
+    def _conll_examples(self, nlp: Language) -> Iterator[Example]:
+        for words, tags in _take(read_conll(self.path), self.limit):
+            yield conll_to_example(nlp, words, tags)
+
+
+class _DocBinCorpus(Corpus):
+    """spaCy's `Corpus`, with a `DataError` naming the file that is not a
+    DocBin, and `limit` counted over all files of a folder."""
+
+    def read_docbin(self, vocab: Vocab, locs: Iterable[PathLike]) -> Iterator[Doc]:
+        count = 0
+        for loc in locs:
+            loc = Path(loc)
+            if not loc.name.endswith(DOCBIN_SUFFIX):
+                continue
+            for doc in _load_docbin(loc).get_docs(vocab):
+                if len(doc) == 0:
+                    continue
+                yield doc
+                count += 1
+                if self.limit >= 1 and count >= self.limit:
+                    return
+
+
+def resolve_format(path: Path, format: str = "auto") -> str:
+    """Pick the reader for a path, by its extension where format is "auto".
+
+    path (Path): The data file, or a folder of `.spacy` files.
+    format (str): "auto", "spacy", "jsonl" or "conll".
+    RETURNS (str): "spacy", "jsonl" or "conll".
+    """
+    if format not in FORMATS:
+        raise ValueError(
+            f"Unknown corpus format {format!r}: use one of {', '.join(map(repr, FORMATS))}."
+        )
+    _check_exists(path)
+    if path.is_dir():
+        if format not in ("auto", "spacy"):
+            raise DataError(
+                path, None,
+                f"is a folder, which only the 'spacy' format reads (a folder of "
+                f"{DOCBIN_SUFFIX} files); give the {format} file itself",
+            )
+        return "spacy"
+    if format == "spacy" and not path.name.endswith(DOCBIN_SUFFIX):
+        raise DataError(
+            path, None,
+            f"format 'spacy' reads only files named *{DOCBIN_SUFFIX} (spaCy's Corpus "
+            f"skips the others); rename the file",
+        )
+    if format != "auto":
+        return format
+    return _format_from_suffix(path)
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == DOCBIN_SUFFIX:
+        return "spacy"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in CONLL_SUFFIXES:
+        return "conll"
+    supported = ", ".join((DOCBIN_SUFFIX,) + JSONL_SUFFIXES + CONLL_SUFFIXES)
+    raise DataError(
+        path, None,
+        f"cannot tell the format from the extension {suffix or '(none)'!r}: the "
+        f"supported extensions are {supported} (or a folder of {DOCBIN_SUFFIX} "
+        f"files); set the reader's `format` to 'spacy', 'jsonl' or 'conll' to force one",
+    )
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise DataError(path, None, "no such file or folder (file not found)")
+
+
+def _load_docbin(path: Path) -> DocBin:
+    try:
+        return DocBin().from_disk(path)
+    except ValueError as err:
+        raise DataError(path, None, f"not a valid {DOCBIN_SUFFIX} (DocBin) file: {err}") from err
+
+
+def _no_docbin_examples_message(max_length: int) -> str:
+    message = f"no examples: no non-empty docs in the {DOCBIN_SUFFIX} data"
+    if max_length:
+        message += f", or none shorter than max_length = {max_length} tokens"
+    return message
+
+
+def _take(items: Iterable, limit: int) -> Iterator:
+    """Yield the first `limit` items (all of them where limit is 0)."""
+    for count, item in enumerate(items, start=1):
+        yield item
+        if limit >= 1 and count >= limit:
+            return
+
+
+def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """Yield (1-based line number, line without its line break) of a UTF-8
+    file, streaming. A leading byte order mark is dropped.
+    """
+    _check_exists(path)
+    if path.is_dir():
+        raise DataError(path, None, "is a folder; give a data file")
+    with path.open("rb") as file_:
+        for number, raw in enumerate(file_, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    path, number,
+                    f"not valid UTF-8: byte {raw[err.start]:#04x} at byte {err.start + 1} "
+                    f"of the line ({err.reason}); save the file as UTF-8",
+                ) from None
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield number, line.rstrip("\r\n")
+
+
+# JSONL text classification
+
+
+def read_textcat_jsonl(
+    path: PathLike, labels: Optional[Sequence[Union[str, int]]] = None
+) -> Iterator[Tuple[str, Dict[str, float]]]:
+    """Stream the records of a JSONL text classification file.
+
+    Each line holds an object with a "text" string and either a "label"
+    (exclusive classes) or a "labels" list (multi-label, may be empty); other
+    keys are ignored and blank lines are skipped. Labels may be strings or
+    integers (integers become strings). One file uses one of the two keys.
+
+    path (Union[str, Path]): The JSONL file.
+    labels (Optional[Sequence[Union[str, int]]]): The label set. A record
+        with another label is an error. None (or empty) to read the file once
+        first to collect the labels in it.
+    YIELDS (Tuple[str, Dict[str, float]]): The text, and cats that give every
+        label of the set a value: 1.0 for the record's labels, 0.0 for the
+        rest (spaCy's textcat reads a label left out as missing, not 0.0).
+    """
+    path = Path(path)
+    label_set = _normalize_labels(labels) if labels else collect_textcat_labels(path)
+    known = set(label_set)
+    for number, text, gold in _iter_textcat_records(path):
+        cats = dict.fromkeys(label_set, 0.0)
+        for label in gold:
+            if label not in known:
+                raise DataError(path, number, _unknown_label_message(label, label_set))
+            cats[label] = 1.0
+        yield text, cats
+
+
+def collect_textcat_labels(path: PathLike) -> List[str]:
+    """Read a JSONL text classification file once, checking every record, and
+    return the labels it uses.
+
+    path (Union[str, Path]): The JSONL file.
+    RETURNS (List[str]): The labels, sorted.
+    """
+    seen = set()
+    for _, _, gold in _iter_textcat_records(Path(path)):
+        seen.update(gold)
+    return sorted(seen)
+
+
+def _iter_textcat_records(path: Path) -> Iterator[Tuple[int, str, List[str]]]:
+    """Yield (line number, text, gold labels) for each record, checked."""
+    label_key: Optional[str] = None
+    first_number = 0
+    for number, line in _iter_lines(path):
+        if not line.strip():
+            continue
+        record = _parse_json_object(path, number, line)
+        text = _record_text(path, number, record)
+        key = _record_label_key(path, number, record)
+        if label_key is None:
+            label_key, first_number = key, number
+        elif key != label_key:
+            raise DataError(
+                path, number,
+                f"has {key!r} but line {first_number} has {label_key!r}: use \"label\" "
+                f"(one class per text) or \"labels\" (a list) in the whole file, not both",
+            )
+        yield number, text, _record_labels(path, number, record, key)
+    if label_key is None:
+        raise DataError(path, None, "no examples: the file is empty or has only blank lines")
+
+
+def _parse_json_object(path: Path, number: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+    if not isinstance(record, dict):
+        raise DataError(
+            path, number,
+            f"expected a JSON object like {{\"text\": ..., \"label\": ...}}, "
+            f"got a {_json_type(record)}",
+        )
+    return record
+
+
+def _record_text(path: Path, number: int, record: dict) -> str:
+    if "text" not in record:
+        raise DataError(path, number, 'missing "text" key')
+    text = record["text"]
+    if not isinstance(text, str):
+        raise DataError(path, number, f'"text" must be a string, got a {_json_type(text)}')
+    if not text.strip():
+        raise DataError(path, number, '"text" is empty')
+    return text
+
+
+def _record_label_key(path: Path, number: int, record: dict) -> str:
+    has_label, has_labels = "label" in record, "labels" in record
+    if has_label and has_labels:
+        raise DataError(path, number, 'has both "label" and "labels"; keep one')
+    if not (has_label or has_labels):
+        raise DataError(
+            path, number,
+            'missing label: add "label" (one class per text) or "labels" (a list, multi-label)',
+        )
+    return "label" if has_label else "labels"
+
+
+def _record_labels(path: Path, number: int, record: dict, key: str) -> List[str]:
+    value = record[key]
+    if key == "label":
+        return [_label_to_str(path, number, value, '"label"')]
+    if not isinstance(value, list):
+        raise DataError(path, number, f'"labels" must be a list, got a {_json_type(value)}')
+    return [_label_to_str(path, number, label, 'each of "labels"') for label in value]
+
+
+def _label_to_str(path: Path, number: int, value: object, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(
+            path, number, f"{what} must be a string or an integer, got a {_json_type(value)}"
+        )
+    label = str(value)
+    if not label.strip():
+        raise DataError(path, number, f"{what} is an empty string")
+    return label
+
+
+def _normalize_labels(labels: Sequence[Union[str, int]]) -> List[str]:
+    """Labels as strings, without repeats, in the given order."""
+    return list(dict.fromkeys(str(label) for label in labels))
+
+
+def _unknown_label_message(label: str, label_set: List[str]) -> str:
+    shown = ", ".join(repr(known) for known in label_set[:MAX_LABELS_SHOWN])
+    if len(label_set) > MAX_LABELS_SHOWN:
+        shown += f", ... ({len(label_set)} in all)"
+    return f"label {label!r} is not in the given labels ({shown})"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# CoNLL / IOB NER
+
+
+def read_conll(path: PathLike) -> Iterator[Tuple[List[str], List[str]]]:
+    """Stream the sentences of a CoNLL / IOB NER file.
+
+    One token a line: columns separated by tabs (or, in a line without tabs,
+    spaces); the first column is the token and the last is its tag. A blank
+    (or whitespace-only) line ends a sentence; `-DOCSTART-` lines are skipped
+    and end a sentence too. Tags are O or B-, I-, L-, U-, E-, S- and a label,
+    so IOB1, IOB2, BILUO and IOBES files all read.
+
+    path (Union[str, Path]): The CoNLL file.
+    YIELDS (Tuple[List[str], List[str]]): The words and tags of a sentence,
+        the tags as they are in the file.
+    """
+    path = Path(path)
+    words: List[str] = []
+    tags: List[str] = []
+    count = 0
+    for number, line in _iter_lines(path):
+        fields = _conll_fields(line)
+        if fields and fields[0] != DOCSTART:
+            word, tag = _conll_token(path, number, fields)
+            words.append(word)
+            tags.append(tag)
+        elif words:
+            yield words, tags
+            count += 1
+            words, tags = [], []
+    if words:
+        yield words, tags
+        count += 1
+    if count == 0:
+        raise DataError(path, None, "no examples: the file has no token lines")
+
+
+def _conll_fields(line: str) -> List[str]:
+    """The non-empty columns of a line: none for a blank line."""
+    if not line.strip():
+        return []
+    columns = line.split("\t") if "\t" in line else line.split(" ")
+    return [column for column in (c.strip(" ") for c in columns) if column]
+
+
+def _conll_token(path: Path, number: int, fields: List[str]) -> Tuple[str, str]:
+    if len(fields) < 2:
+        raise DataError(
+            path, number,
+            f"only one column ({fields[0]!r}): expected the token, then its tag in the "
+            f"last column, separated by a tab or spaces",
+        )
+    tag = fields[-1]
+    if not is_valid_tag(tag):
+        raise DataError(
+            path, number,
+            f"invalid NER tag {tag!r}: expected O, or B-, I-, L-, U-, E- or S- "
+            f"followed by a label (IOB, BILUO or IOBES)",
+        )
+    return fields[0], tag
+
+
+def is_valid_tag(tag: str) -> bool:
+    """Whether a tag is O or an IOB / BILUO / IOBES tag with a label.
+
+    tag (str): The tag, e.g. "B-PER".
+    RETURNS (bool): Whether it is valid.
+    """
+    return tag == "O" or (len(tag) > 2 and tag[1] == "-" and tag[0] in TAG_ACTIONS)
+
+
+def tags_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Find the entities in a sentence's IOB1, IOB2, BILUO or IOBES tags, in
+    one pass.
+
+    An entity starts at B-, U- or S-, and at I-, L- or E- where it does not
+    continue an entity of the same label (IOB1); it ends before O, at L-, U-,
+    E- or S-, and before a tag that starts another entity.
+
+    tags (Sequence[str]): The tags, each valid (see `is_valid_tag`).
+    RETURNS (List[Tuple[int, int, str]]): (start, end, label) of each entity,
+        in token offsets, end exclusive.
+    """
+    spans: List[Tuple[int, int, str]] = []
+    start: Optional[int] = None
+    label = ""
+    for i, tag in enumerate(tags):
+        if not is_valid_tag(tag):
+            raise ValueError(f"Invalid NER tag {tag!r} at token {i}.")
+        if tag == "O":
+            if start is not None:
+                spans.append((start, i, label))
+                start = None
+            continue
+        action, tag_label = TAG_ACTIONS[tag[0]], tag[2:]
+        continues = start is not None and action in ("I", "L") and tag_label == label
+        if not continues:
+            if start is not None:
+                spans.append((start, i, label))
+            start, label = i, tag_label
+        if action in ("L", "U"):
+            spans.append((start, i + 1, label))
+            start = None
+    if start is not None:
+        spans.append((start, len(tags), label))
+    return spans
+
+
+def tags_to_biluo(tags: Sequence[str]) -> List[str]:
+    """Convert IOB1, IOB2, BILUO or IOBES tags to BILUO tags.
+
+    tags (Sequence[str]): The tags, each valid (see `is_valid_tag`).
+    RETURNS (List[str]): The BILUO tags.
+    """
+    biluo = ["O"] * len(tags)
+    for start, end, label in tags_to_spans(tags):
+        if end - start == 1:
+            biluo[start] = f"U-{label}"
+            continue
+        biluo[start] = f"B-{label}"
+        for i in range(start + 1, end - 1):
+            biluo[i] = f"I-{label}"
+        biluo[end - 1] = f"L-{label}"
+    return biluo
+
+
+def conll_to_example(nlp: Language, words: List[str], tags: List[str]) -> Example:
+    """Make a training example of a CoNLL sentence.
+
+    Both docs are made of the words, with a space between them, so the
+    predicted tokenization matches the reference exactly.
+
+    nlp (Language): The pipeline whose vocab the docs use.
+    words (List[str]): The tokens.
+    tags (List[str]): Their IOB1, IOB2, BILUO or IOBES tags.
+    RETURNS (Example): The example, whose reference doc has the entities set
+        (and every other token marked as outside an entity).
+    """
+    if len(words) != len(tags):
+        raise ValueError(f"Got {len(words)} words but {len(tags)} tags.")
+    spaces = [True] * len(words)
+    if spaces:
+        spaces[-1] = False
+    predicted = Doc(nlp.vocab, words=words, spaces=spaces)
+    reference = Doc(nlp.vocab, words=words, spaces=spaces)
+    reference.ents = [
+        Span(reference, start, end, label=label) for start, end, label in tags_to_spans(tags)
+    ]
+    return Example(predicted, reference)

@@ -1,0 +1,1 @@
+"""Thinc glue: the registered architectures around the torch encoder."""

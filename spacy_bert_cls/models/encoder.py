@@ -1,0 +1,149 @@
+"""Thinc layer: word pieces of a batch of docs -> BertOutput per doc, through the torch encoder."""
+from io import BytesIO
+from typing import Any, Dict, List, Optional, Tuple
+
+import srsly
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, torch2xp, xp2torch
+
+from ..pytorch.config import BertConfig
+from ..pytorch.encoder import BertModel
+from ..pytorch.windowed import WindowedBert
+from ..tokenization import PieceTokenizer
+from ..windows import plan_windows
+from .output import BertGrad, BertOutput, DocPieces
+
+
+def build_windowed_encoder(
+    config: BertConfig,
+    *,
+    window_size: int,
+    stride: int,
+    overlap: str,
+    max_batch_pieces: int,
+    mixed_precision: bool,
+    grad_scaler_config: Dict[str, Any],
+) -> Model[Tuple[List[DocPieces], PieceTokenizer], List[BertOutput]]:
+    if window_size > config.max_position_embeddings:
+        raise ValueError(
+            f"window_size ({window_size}) is longer than the encoder's "
+            f"max_position_embeddings ({config.max_position_embeddings})"
+        )
+    # Checked here, at construction, rather than at the first batch.
+    plan_windows([], cls_id=0, sep_id=0, pad_id=0, window_size=window_size, stride=stride, overlap=overlap)
+    grad_scaler = PyTorchGradScaler(enabled=mixed_precision, **grad_scaler_config)
+    shim = PyTorchShim(
+        WindowedBert(BertModel(config)),
+        mixed_precision=mixed_precision,
+        grad_scaler=grad_scaler,
+        serialize_model=serialize_encoder,
+        deserialize_model=deserialize_encoder,
+    )
+    return Model(
+        "bert_encoder",
+        encoder_forward,
+        shims=[shim],
+        dims={"nO": config.hidden_size},
+        attrs={
+            "window_size": window_size,
+            "stride": stride,
+            "overlap": overlap,
+            "max_batch_pieces": max_batch_pieces,
+        },
+    )
+
+
+def get_windowed_bert(model: Model) -> WindowedBert:
+    return model.shims[0]._model
+
+
+def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer], is_train: bool):
+    docs, tokenizer = inputs
+    plan = plan_windows(
+        [doc.ids for doc in docs],
+        cls_id=tokenizer.cls_id,
+        sep_id=tokenizer.sep_id,
+        pad_id=tokenizer.pad_id,
+        window_size=model.attrs["window_size"],
+        stride=model.attrs["stride"],
+        overlap=model.attrs["overlap"],
+        max_batch_pieces=model.attrs["max_batch_pieces"],
+    )
+    shim = model.shims[0]
+    device = shim.device
+
+    def to_torch(array, dtype=torch.long):
+        return torch.as_tensor(array, dtype=dtype, device=device)
+
+    buckets = [
+        (to_torch(b.input_ids), to_torch(b.attention_mask, torch.bool) if b.padded else None)
+        for b in plan.buckets
+    ]
+    gather_only = plan.one_source_each
+    args = ArgsKwargs(
+        args=(
+            buckets,
+            to_torch(plan.piece_rows),
+            None if gather_only else to_torch(plan.piece_targets),
+            None if gather_only else to_torch(plan.piece_weights, torch.float32),
+            plan.n_pieces,
+            to_torch(plan.cls_rows),
+        ),
+        kwargs={},
+    )
+    torch_outputs, torch_backprop = shim(args, is_train)
+    pieces_t, cls_t, pooled_t = torch_outputs
+    pieces, cls, pooled = (torch2xp(t.float()) for t in torch_outputs)
+    outputs = []
+    piece_start = window_start = 0
+    for doc, n_pieces, n_windows in zip(docs, plan.doc_pieces, plan.doc_windows):
+        outputs.append(
+            BertOutput(
+                pieces=pieces[piece_start:piece_start + n_pieces],
+                cls=cls[window_start:window_start + n_windows],
+                pooled=pooled[window_start:window_start + n_windows],
+                token_pieces=doc.token_pieces,
+                token_lengths=doc.token_lengths,
+            )
+        )
+        piece_start += n_pieces
+        window_start += n_windows
+
+    def backprop(d_outputs: List[BertGrad]):
+        tensors, grads = [], []
+        for name, tensor, shape in (("pieces", pieces_t, pieces.shape), ("cls", cls_t, cls.shape),
+                                    ("pooled", pooled_t, pooled.shape)):
+            parts = [getattr(d, name) for d in d_outputs]
+            if all(p is None for p in parts):
+                continue
+            rows = [o.pieces.shape[0] if name == "pieces" else o.cls.shape[0] for o in outputs]
+            full = model.ops.alloc2f(*shape)
+            offset = 0
+            for part, n in zip(parts, rows):
+                if part is not None:
+                    full[offset:offset + n] = part
+                offset += n
+            tensors.append(tensor)
+            grads.append(xp2torch(full, device=device).to(tensor.dtype))
+        if tensors:
+            torch_backprop(ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads}))
+        return []
+
+    return outputs, backprop
+
+
+def serialize_encoder(module: WindowedBert) -> bytes:
+    """The encoder's config and weights; safetensors, so loading runs no pickled code."""
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return srsly.msgpack_dumps({"config": module.bert.config.to_dict(), "weights": save_safetensors(state)})
+
+
+def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> WindowedBert:
+    msg = srsly.msgpack_loads(data)
+    config = BertConfig.from_dict(msg["config"])
+    if module is None or module.bert.config != config:
+        module = WindowedBert(BertModel(config))
+    module.load_state_dict(load_safetensors(msg["weights"]), strict=True)
+    return module.to(device)

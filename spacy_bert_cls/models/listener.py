@@ -1,0 +1,219 @@
+"""The listener: what spaCy's textcat, ner, spancat (and our heads) take as their tok2vec.
+
+In training, the upstream `bert` component hands each listener the batch's outputs
+and a backprop callback (`receive`), as spaCy's Tok2Vec does. In prediction, the
+component leaves each doc's output in a side table keyed by the doc (weakly), not on
+the Doc: the last of its listeners to read it drops it, so nothing big outlives the
+pipeline on the Doc (`set_doc_tensor` on the component keeps token vectors if wanted).
+"""
+import weakref
+from typing import Callable, Dict, Iterable, List, Optional, Set
+
+from spacy.tokens import Doc
+from thinc.api import Model, Ragged, reduce_mean
+from thinc.types import Floats2d
+
+from ..errors import E_NO_UPSTREAM_OUTPUT, ListenerError
+from .output import BertGrad, BertOutput
+
+
+class _Pending:
+    __slots__ = ("output", "waiting")
+
+    def __init__(self, output: BertOutput, waiting: Set[int]) -> None:
+        self.output = output
+        self.waiting = waiting
+
+
+# doc -> {upstream component name -> its output, and the listeners yet to read it}
+_OUTPUTS: "weakref.WeakKeyDictionary[Doc, Dict[str, _Pending]]" = weakref.WeakKeyDictionary()
+
+
+def store_outputs(upstream: str, docs: Iterable[Doc], outputs: Iterable[BertOutput], listeners: Iterable["BertListener"]) -> None:
+    """Keep each doc's output until every listener in `listeners` has read it."""
+    waiting = {id(listener) for listener in listeners}
+    if not waiting:
+        return
+    for doc, output in zip(docs, outputs):
+        _OUTPUTS.setdefault(doc, {})[upstream] = _Pending(output, set(waiting))
+
+
+def take_output(doc: Doc, upstream: str, listener: "BertListener") -> Optional[BertOutput]:
+    by_upstream = _OUTPUTS.get(doc)
+    if not by_upstream:
+        return None
+    if upstream == "*":
+        if len(by_upstream) > 1:
+            raise ListenerError(
+                f"Several 'bert' components ({', '.join(by_upstream)}) have output for this "
+                f"doc; set the listener's upstream to the name of the one it should use."
+            )
+        upstream = next(iter(by_upstream))
+    pending = by_upstream.get(upstream)
+    if pending is None:
+        return None
+    pending.waiting.discard(id(listener))
+    if not pending.waiting:
+        del by_upstream[upstream]
+        if not by_upstream:
+            del _OUTPUTS[doc]
+    return pending.output
+
+
+class BertListener(Model):
+    """Supplies token vectors from the upstream `bert` component to a downstream model."""
+
+    name = "bert-listener"
+
+    def __init__(self, upstream_name: str, width: int, pooling: Model, grad_factor: float) -> None:
+        Model.__init__(
+            self,
+            name=self.name,
+            forward=listener_forward,
+            init=listener_init,
+            dims={"nO": width},
+            layers=[pooling],
+            attrs={"grad_factor": float(grad_factor)},
+        )
+        self.upstream_name = upstream_name
+        self._batch_id: Optional[int] = None
+        self._outputs: Optional[List[BertOutput]] = None
+        self._backprop: Optional[Callable] = None
+        self._initializing = False
+
+    @classmethod
+    def get_batch_id(cls, docs: Iterable[Doc]) -> int:
+        """A content hash of a batch, to check that a listener gets the batch it was sent."""
+        return sum(sum(token.orth for token in doc) for doc in docs)
+
+    def receive(self, batch_id: int, outputs: List[BertOutput], backprop: Callable) -> None:
+        """Take the upstream's training outputs for a batch and its backprop callback."""
+        self._batch_id = batch_id
+        self._outputs = outputs
+        self._backprop = backprop
+        self._initializing = False
+
+    def clear(self) -> None:
+        """Forget the last training batch (its outputs hold the encoder's activations)."""
+        self._batch_id = None
+        self._outputs = None
+        self._backprop = None
+
+    def __getstate__(self):
+        # The last training batch and its backprop closure neither pickle nor matter.
+        state = self.__dict__.copy()
+        state.update(_batch_id=None, _outputs=None, _backprop=None, _initializing=False)
+        return state
+
+
+def build_bert_listener_v1(
+    width: int,
+    upstream: str = "*",
+    pooling: Optional[Model[Ragged, Floats2d]] = None,
+    grad_factor: float = 1.0,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors from an upstream `bert` component (spacy-bert-cls.BertListener.v1).
+
+    width (int): the encoder's hidden_size.
+    upstream (str): name of the `bert` component, or "*" for the only one.
+    pooling (Model[Ragged, Floats2d]): how a token's pieces become its vector;
+        reduce_mean by default (reduce_first, reduce_max, reduce_last also work).
+    grad_factor (float): scales the gradient this listener sends to the encoder;
+        0 keeps the encoder as it is for this component.
+    """
+    return BertListener(upstream, width, pooling if pooling is not None else reduce_mean(), grad_factor)
+
+
+def listener_init(model: BertListener, X=None, Y=None) -> None:
+    # Components initialise their models on sample docs that no `bert` has run on
+    # (thinc's chain then predicts on them, maybe several times): until the listener
+    # sees real output, a missing one gives zeros of the right shape, not an error.
+    model._initializing = True
+
+
+def listener_forward(model: BertListener, docs: List[Doc], is_train: bool):
+    upstream_backprop = None
+    if is_train and model._batch_id is not None:
+        batch_id = model.get_batch_id(docs)
+        if batch_id != model._batch_id:
+            raise ListenerError(
+                f"The bert listener got a batch (id {batch_id}) other than the one its "
+                f"upstream component sent (id {model._batch_id})."
+            )
+        outputs = model._outputs
+        upstream_backprop = model._backprop
+    else:
+        outputs = [_output_for(model, doc) for doc in docs]
+    tokvecs, backprop_pool = pool_tokens(model, docs, outputs, is_train)
+
+    def backprop(d_tokvecs: List[Floats2d]) -> List:
+        if upstream_backprop is None:
+            return []
+        grad_factor = model.attrs["grad_factor"]
+        if grad_factor == 0.0:
+            d_outputs = [BertGrad() for _ in docs]
+        else:
+            d_outputs = backprop_pool(d_tokvecs)
+            if grad_factor != 1.0:
+                for d in d_outputs:
+                    d.pieces *= grad_factor
+        model.clear()
+        return upstream_backprop(d_outputs)
+
+    return tokvecs, backprop
+
+
+def _output_for(model: BertListener, doc: Doc) -> Optional[BertOutput]:
+    output = take_output(doc, model.upstream_name, model)
+    if output is not None:
+        model._initializing = False
+    elif not model._initializing:
+        raise ListenerError(E_NO_UPSTREAM_OUTPUT)
+    return output
+
+
+def pool_tokens(model: BertListener, docs: List[Doc], outputs: List[Optional[BertOutput]], is_train: bool):
+    """One vector per token: the pooling layer over each token's pieces.
+
+    Tokens without pieces (whitespace) get zeros. A None output (initialisation
+    only) gives zeros for a doc of that many tokens.
+    """
+    ops = model.ops
+    width = model.get_dim("nO")
+    pooling = model.layers[0]
+    present = [o for o in outputs if o is not None]
+    gathered = [o.pieces[o.token_pieces] for o in present]
+    lengths = ops.xp.concatenate([o.token_lengths for o in present]) if present else ops.alloc1i(0)
+    has_pieces = lengths > 0
+    n_tokens = int(lengths.shape[0])
+    if int(has_pieces.sum()):
+        data = ops.xp.concatenate(gathered) if len(gathered) > 1 else gathered[0]
+        pooled, backprop_pooling = pooling(Ragged(data, ops.asarray1i(lengths[has_pieces])), is_train)
+    else:
+        pooled, backprop_pooling = ops.alloc2f(0, width), None
+    all_tokens = ops.alloc2f(n_tokens, width)
+    all_tokens[has_pieces] = pooled
+    tokvecs = []
+    start = 0
+    for doc, output in zip(docs, outputs):
+        if output is None:
+            tokvecs.append(ops.alloc2f(len(doc), width))
+            continue
+        tokvecs.append(all_tokens[start:start + output.n_tokens])
+        start += output.n_tokens
+
+    def backprop(d_tokvecs: List[Floats2d]) -> List[BertGrad]:
+        d_all = ops.xp.concatenate([d for d, o in zip(d_tokvecs, outputs) if o is not None])
+        d_data = backprop_pooling(d_all[has_pieces]).dataXd if backprop_pooling else None
+        grads = []
+        offset = 0
+        for output, rows in zip(present, gathered):
+            d_pieces = ops.alloc2f(*output.pieces.shape)
+            n = rows.shape[0]
+            if n:
+                ops.scatter_add(d_pieces, output.token_pieces, d_data[offset:offset + n])
+            offset += n
+            grads.append(BertGrad(pieces=d_pieces))
+        return grads
+
+    return tokvecs, backprop

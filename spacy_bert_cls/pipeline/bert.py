@@ -1,0 +1,198 @@
+"""The `bert` component: runs the encoder once and feeds every listener downstream."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+
+from ..models.listener import BertListener, store_outputs
+from ..models.output import BertGrad, BertOutput
+
+DEFAULT_BERT_MODEL = """
+[model]
+@architectures = "spacy-bert-cls.BertTransformer.v1"
+vocab_size = 30522
+hidden_size = 384
+num_hidden_layers = 6
+num_attention_heads = 12
+intermediate_size = 1536
+max_position_embeddings = 512
+window_size = 256
+stride = 192
+"""
+
+
+@Language.factory(
+    "bert",
+    assigns=[],
+    default_config={
+        "model": Config().from_str(DEFAULT_BERT_MODEL)["model"],
+        "frozen": False,
+        "set_doc_tensor": False,
+    },
+)
+def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tensor: bool) -> "BertTransformer":
+    """Create a `bert` component (factory "bert").
+
+    model (Model[List[Doc], List[BertOutput]]): spacy-bert-cls.BertTransformer.v1.
+    frozen (bool): keep the encoder's weights as they are in training; listeners
+        downstream still train, on outputs computed without gradients (faster).
+    set_doc_tensor (bool): also write mean-pooled token vectors to doc.tensor, as
+        spaCy's tok2vec does (token.vector and doc.similarity then use them); off by
+        default, so nothing big stays on the Doc after the pipeline.
+    """
+    return BertTransformer(nlp.vocab, model, name, frozen=frozen, set_doc_tensor=set_doc_tensor)
+
+
+class BertTransformer(TrainablePipe):
+    """A BERT encoder shared by the listeners of downstream components."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "bert", *,
+                 frozen: bool = False, set_doc_tensor: bool = False) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.listener_map: Dict[str, List[BertListener]] = {}
+        self.cfg = {"frozen": frozen, "set_doc_tensor": set_doc_tensor}
+
+    # Listener bookkeeping, as spaCy's Tok2Vec: Language._link_components calls these.
+    @property
+    def listeners(self) -> List[BertListener]:
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: BertListener, component_name: str) -> None:
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+
+    def remove_listener(self, listener: BertListener, component_name: str) -> bool:
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        names = ("*", self.name)
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if isinstance(node, BertListener) and node.upstream_name in names:
+                    self.add_listener(node, component.name)
+
+    def predict(self, docs: Iterable[Doc]) -> List[BertOutput]:
+        docs = list(docs)
+        if not docs:
+            return []
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Sequence[Doc], outputs: List[BertOutput]) -> None:
+        store_outputs(self.name, docs, outputs, self.listeners)
+        if self.cfg["set_doc_tensor"]:
+            for doc, output in zip(docs, outputs):
+                doc.tensor = mean_token_vectors(self.model.ops, output)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Run the encoder on a batch and hand the outputs to the listeners.
+
+        The last listener to backpropagate triggers the encoder's backward pass
+        (and its weight update when `sgd` is given); the others add to its gradient.
+        """
+        if losses is None:
+            losses = {}
+        validate_examples(examples, "BertTransformer.update")
+        docs = [eg.predicted for eg in examples]
+        losses.setdefault(self.name, 0.0)
+        if not docs:
+            return losses
+        if self.cfg["frozen"]:
+            outputs = self.model.predict(docs)
+            bp_outputs = None
+        else:
+            set_dropout_rate(self.model, drop)
+            outputs, bp_outputs = self.model.begin_update(docs)
+        d_outputs = [BertGrad() for _ in outputs]
+
+        def accumulate_gradient(one_d_outputs: List[BertGrad]) -> List:
+            for total, one in zip(d_outputs, one_d_outputs):
+                total += one
+                if one.pieces is not None:
+                    losses[self.name] += float((one.pieces ** 2).sum())
+            return []
+
+        def backprop(one_d_outputs: List[BertGrad]) -> List:
+            accumulate_gradient(one_d_outputs)
+            if bp_outputs is not None:
+                bp_outputs(d_outputs)
+                if sgd is not None:
+                    self.finish_update(sgd)
+            return []
+
+        batch_id = BertListener.get_batch_id(docs)
+        listeners = self.listeners
+        for listener in listeners[:-1]:
+            listener.receive(batch_id, outputs, accumulate_gradient)
+        if listeners:
+            listeners[-1].receive(batch_id, outputs, backprop)
+        return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        if not self.cfg["frozen"]:
+            self.model.finish_update(sgd)
+
+    def get_loss(self, examples, scores) -> None:
+        pass
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        loader: Optional[Callable[[Model], Model]] = None,
+    ) -> None:
+        """Set the tokenizer and weights (from `loader`) and check the listeners.
+
+        loader (Callable[[Model], Model]): usually spacy-bert-cls.HFLoader.v1 with
+            path = ${paths.bert}, set in [initialize.components.<name>.loader].
+        """
+        validate_get_examples(get_examples, "BertTransformer.initialize")
+        if loader is not None:
+            self.model = loader(self.model)
+        doc_sample = [eg.x for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=doc_sample)
+        width = self.model.get_dim("nO")
+        for component, listeners in self.listener_map.items():
+            for listener in listeners:
+                if listener.get_dim("nO") != width:
+                    raise ValueError(
+                        f"The listener of '{component}' has width {listener.get_dim('nO')} but "
+                        f"'{self.name}' has hidden_size {width}: set the listener's width to "
+                        f"${{components.{self.name}.model.hidden_size}}."
+                    )
+
+    def add_label(self, label):
+        raise NotImplementedError
+
+
+def mean_token_vectors(ops, output: BertOutput):
+    """Mean of each token's pieces (zeros for tokens without pieces): [n_tokens, hidden]."""
+    from thinc.api import Ragged
+
+    rows = output.pieces[output.token_pieces]
+    return ops.reduce_mean(rows, ops.asarray1i(output.token_lengths)) if len(rows) else \
+        ops.alloc2f(output.n_tokens, output.pieces.shape[1])
