@@ -1,0 +1,102 @@
+"""The torch encoder: parity with transformers.BertModel, masking, devices, precision."""
+import pytest
+import torch
+
+from spacy_bert_cls.checkpoint import load_bert_checkpoint
+from spacy_bert_cls.pytorch import BertConfig, BertModel
+
+from ..conftest import real_sentences
+
+TINY = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=32)
+
+
+def _minilm(minilm_dir):
+    config, state, _ = load_bert_checkpoint(minilm_dir)
+    model = BertModel(config)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def test_parity_with_transformers_on_padded_batch(minilm_dir, datasets_dir):
+    transformers = pytest.importorskip("transformers")
+    texts = real_sentences(datasets_dir, 40)[::5]  # 8 sentences, varied lengths
+    tokenizer = transformers.BertTokenizerFast.from_pretrained(str(minilm_dir))
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    lengths = batch["attention_mask"].sum(1)
+    assert int(lengths.min()) < int(lengths.max()), "the batch must be padded"
+    hf = transformers.BertModel.from_pretrained(str(minilm_dir), attn_implementation="sdpa").eval()
+    ours = _minilm(minilm_dir)
+    with torch.no_grad():
+        expected = hf(**batch)
+        hidden = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        pooled = ours.pool(hidden)
+    real = batch["attention_mask"].bool()
+    assert (hidden[real] - expected.last_hidden_state[real]).abs().max() < 1e-5
+    assert (pooled - expected.pooler_output).abs().max() < 1e-5
+
+
+def test_padding_does_not_change_real_positions():
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    ids = torch.randint(5, 50, (1, 7))
+    padded = torch.cat([ids, torch.zeros(1, 5, dtype=torch.long)], dim=1)
+    mask = torch.tensor([[1] * 7 + [0] * 5])
+    with torch.no_grad():
+        alone = model(ids)
+        batched = model(padded, mask)
+    assert torch.allclose(alone, batched[:, :7], atol=1e-5)
+
+
+def test_dropout_only_in_training_and_gradients_flow():
+    torch.manual_seed(0)
+    model = BertModel(TINY)
+    ids = torch.randint(5, 50, (2, 6))
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(ids), model(ids))
+    model.train()
+    out = model(ids)
+    assert not torch.equal(out, model(ids))
+    out.sum().backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith("pooler"))
+
+
+def test_too_long_sequence_is_an_error():
+    model = BertModel(TINY)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_bf16_autocast_on_cpu_stays_close():
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    ids = torch.randint(5, 50, (2, 9))
+    with torch.no_grad():
+        full = model(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(ids).float()
+    cosine = torch.nn.functional.cosine_similarity(full.flatten(), low.flatten(), dim=0)
+    assert cosine > 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp16_autocast_matches_fp32():
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval().cuda()
+    ids = torch.randint(5, 50, (2, 9), device="cuda")
+    with torch.no_grad():
+        full = model(ids)
+        with torch.autocast("cuda", dtype=torch.float16):
+            low = model(ids).float()
+    assert torch.nn.functional.cosine_similarity(full.flatten(), low.flatten(), dim=0) > 0.99
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("hidden_size", 30), ("hidden_act", "tanhh"), ("num_hidden_layers", 0),
+     ("hidden_dropout_prob", 1.5), ("vocab_size", "100"), ("hidden_size", True)],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        BertConfig(**{**TINY.to_dict(), field: value})
