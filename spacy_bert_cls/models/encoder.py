@@ -8,12 +8,15 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, torch2xp, xp2torch
 
+from ..forking import install_fork_hooks
 from ..pytorch.config import BertConfig
 from ..pytorch.encoder import BertModel
 from ..pytorch.windowed import WindowedBert
 from ..tokenization import PieceTokenizer
 from ..windows import plan_windows
 from .output import BertGrad, BertOutput, DocPieces
+
+install_fork_hooks()
 
 
 def build_windowed_encoder(

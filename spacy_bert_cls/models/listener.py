@@ -101,9 +101,17 @@ class BertListener(Model):
 
     def __getstate__(self):
         # The last training batch and its backprop closure neither pickle nor matter.
-        state = self.__dict__.copy()
+        # Thinc's Model keeps most of its state in __slots__: pickle takes those as the
+        # second half of a (dict, slots) state.
+        state = dict(self.__dict__)
         state.update(_batch_id=None, _outputs=None, _backprop=None, _initializing=False)
-        return state
+        slots = {
+            name: getattr(self, name)
+            for cls in type(self).__mro__
+            for name in getattr(cls, "__slots__", ())
+            if name not in ("__dict__", "__weakref__") and hasattr(self, name)
+        }
+        return (state, slots)
 
 
 def build_bert_listener_v1(
