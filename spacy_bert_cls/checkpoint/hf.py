@@ -248,3 +248,28 @@ def save_bert_checkpoint(
                  "position_embedding_type": "absolute", **config.to_dict(), **(extra_config or {})}
     write_tensors(folder / "model.safetensors", ours_to_hf(state, config))
     write_json(folder / CONFIG_FILE, hf_config)
+
+
+def describe_checkpoint(folder: Union[str, Path]) -> dict:
+    """Load a checkpoint folder strictly (weights and tokenizer) and summarise it."""
+    from ..tokenization import load_piece_tokenizer
+    from ..tokenization.wordpiece import TOKENIZER_JSON, VOCAB_TXT
+
+    folder = Path(folder)
+    config, state, heads = load_bert_checkpoint(folder)
+    tokenizer = load_piece_tokenizer(folder)
+    tokenizer_file = folder / (TOKENIZER_JSON if (folder / TOKENIZER_JSON).is_file() else VOCAB_TXT)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(
+            tokenizer_file,
+            f"the tokenizer has {tokenizer.vocab_size} entries but config.json says "
+            f"vocab_size = {config.vocab_size}",
+        )
+    return {
+        "sizes": {name: getattr(config, name) for name in SHAPE_FIELDS + BEHAVIOUR_FIELDS},
+        "n_tensors": len(state),
+        "n_parameters": sum(t.numel() for t in state.values()),
+        "head_tensors": sorted(heads),
+        "tokenizer_file": str(tokenizer_file),
+        "tokenizer_vocab": tokenizer.vocab_size,
+    }

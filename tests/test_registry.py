@@ -1,0 +1,42 @@
+"""Every registered name comes from an entry point and resolves."""
+from importlib.metadata import distribution
+
+import pytest
+import spacy
+from spacy.util import registry
+
+EXPECTED = {
+    "spacy_factories": {"bert"},
+    "spacy_architectures": {"spacy-bert-cls.BertTransformer.v1", "spacy-bert-cls.BertListener.v1"},
+    "spacy_misc": {"spacy-bert-cls.HFLoader.v1"},
+    "spacy_readers": {"spacy-bert-cls.Corpus.v1"},
+    "console_scripts": {"spacy-bert-cls"},
+}
+
+
+@pytest.fixture(scope="module")
+def entry_points():
+    found = {}
+    for ep in distribution("spacy_bert_cls").entry_points:
+        found.setdefault(ep.group, {})[ep.name] = ep
+    return found
+
+
+def test_entry_points_are_declared(entry_points):
+    assert {group: set(eps) for group, eps in entry_points.items()} == EXPECTED
+
+
+def test_every_name_resolves(entry_points):
+    assert spacy.blank("en").has_factory("bert")
+    registries = {"spacy_architectures": registry.architectures, "spacy_misc": registry.misc,
+                  "spacy_readers": registry.readers}
+    for group, reg in registries.items():
+        for name, ep in entry_points[group].items():
+            assert reg.get(name) is ep.load(), name
+    assert callable(entry_points["console_scripts"]["spacy-bert-cls"].load())
+
+
+def test_names_follow_the_convention(entry_points):
+    for group in ("spacy_architectures", "spacy_misc", "spacy_readers"):
+        for name in entry_points[group]:
+            assert name.startswith("spacy-bert-cls.") and ".v" in name, name
