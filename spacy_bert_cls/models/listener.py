@@ -187,15 +187,18 @@ def pool_tokens(model: BertListener, docs: List[Doc], outputs: List[Optional[Ber
     only) gives zeros for a doc of that many tokens.
     """
     ops = model.ops
+    xp = ops.xp
     width = model.get_dim("nO")
     pooling = model.layers[0]
     present = [o for o in outputs if o is not None]
-    gathered = [o.pieces[o.token_pieces] for o in present]
-    lengths = ops.xp.concatenate([o.token_lengths for o in present]) if present else ops.alloc1i(0)
+    # The alignment is computed on the host; the vectors may live on a GPU.
+    aligned = [xp.asarray(o.token_pieces) for o in present]
+    gathered = [o.pieces[index] for o, index in zip(present, aligned)]
+    lengths = xp.concatenate([xp.asarray(o.token_lengths) for o in present]) if present else ops.alloc1i(0)
     has_pieces = lengths > 0
     n_tokens = int(lengths.shape[0])
     if int(has_pieces.sum()):
-        data = ops.xp.concatenate(gathered) if len(gathered) > 1 else gathered[0]
+        data = xp.concatenate(gathered) if len(gathered) > 1 else gathered[0]
         pooled, backprop_pooling = pooling(Ragged(data, ops.asarray1i(lengths[has_pieces])), is_train)
     else:
         pooled, backprop_pooling = ops.alloc2f(0, width), None
@@ -211,15 +214,15 @@ def pool_tokens(model: BertListener, docs: List[Doc], outputs: List[Optional[Ber
         start += output.n_tokens
 
     def backprop(d_tokvecs: List[Floats2d]) -> List[BertGrad]:
-        d_all = ops.xp.concatenate([d for d, o in zip(d_tokvecs, outputs) if o is not None])
+        d_all = xp.concatenate([d for d, o in zip(d_tokvecs, outputs) if o is not None])
         d_data = backprop_pooling(d_all[has_pieces]).dataXd if backprop_pooling else None
         grads = []
         offset = 0
-        for output, rows in zip(present, gathered):
+        for output, index in zip(present, aligned):
             d_pieces = ops.alloc2f(*output.pieces.shape)
-            n = rows.shape[0]
+            n = index.shape[0]
             if n:
-                ops.scatter_add(d_pieces, output.token_pieces, d_data[offset:offset + n])
+                ops.scatter_add(d_pieces, index, d_data[offset:offset + n])
             offset += n
             grads.append(BertGrad(pieces=d_pieces))
         return grads

@@ -45,8 +45,10 @@ class HFLoader:
         if self.path is not None and self.weights:
             _, state, _ = load_bert_checkpoint(self.path, bert.config)
             missing, unexpected = bert.load_state_dict(state, strict=False)
-            # Only a checkpoint without a pooler may leave something out (it warned).
-            assert not unexpected and all(k.startswith("pooler.") for k in missing), (missing, unexpected)
+            # load_bert_checkpoint checked every tensor; only a checkpoint without a
+            # pooler may leave something out (it warned). Anything else is our bug.
+            if unexpected or not all(k.startswith("pooler.") for k in missing):
+                raise RuntimeError(f"checkpoint translation left {missing} missing, {unexpected} unexpected")
             logger.info("Loaded BERT weights from %s", self.path)
         elif self.path is not None:
             check_same_sizes(read_hf_config(self.path), bert.config, self.path / "config.json")

@@ -191,8 +191,7 @@ class BertTransformer(TrainablePipe):
 
 def mean_token_vectors(ops, output: BertOutput):
     """Mean of each token's pieces (zeros for tokens without pieces): [n_tokens, hidden]."""
-    from thinc.api import Ragged
-
-    rows = output.pieces[output.token_pieces]
-    return ops.reduce_mean(rows, ops.asarray1i(output.token_lengths)) if len(rows) else \
-        ops.alloc2f(output.n_tokens, output.pieces.shape[1])
+    if not len(output.token_pieces):  # no token has a piece (empty or whitespace doc)
+        return ops.alloc2f(output.n_tokens, output.pieces.shape[1])
+    index = ops.xp.asarray(output.token_pieces)
+    return ops.reduce_mean(output.pieces[index], ops.asarray1i(output.token_lengths))
