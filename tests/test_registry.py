@@ -1,5 +1,6 @@
 """Every registered name comes from an entry point and resolves."""
 from importlib.metadata import distribution
+from pathlib import Path
 
 import pytest
 import spacy
@@ -40,3 +41,12 @@ def test_names_follow_the_convention(entry_points):
     for group in ("spacy_architectures", "spacy_misc", "spacy_readers"):
         for name in entry_points[group]:
             assert name.startswith("spacy-bert-cls.") and ".v" in name, name
+
+
+def test_spacy_package_requires_this_package():
+    from spacy.cli.package import get_third_party_dependencies
+    from thinc.api import Config
+
+    config = Config().from_disk(Path(__file__).resolve().parents[1] / "configs" / "textcat.cfg")
+    requirements = get_third_party_dependencies(config)
+    assert any(r.startswith("spacy_bert_cls") for r in requirements), requirements

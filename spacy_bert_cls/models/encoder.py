@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, torch2xp, xp2torch
+from thinc.util import get_torch_default_device
 
 from ..forking import install_fork_hooks
 from ..pytorch.config import BertConfig
@@ -36,10 +37,13 @@ def build_windowed_encoder(
         )
     # Checked here, at construction, rather than at the first batch.
     plan_windows([], cls_id=0, sep_id=0, pad_id=0, window_size=window_size, stride=stride, overlap=overlap)
-    grad_scaler = PyTorchGradScaler(enabled=mixed_precision, **grad_scaler_config)
+    # Gradient scaling is for fp16 on CUDA only; on the CPU, mixed precision is bf16
+    # autocast inside WindowedBert and needs no scaler.
+    on_cuda = get_torch_default_device().type == "cuda"
+    grad_scaler = PyTorchGradScaler(enabled=mixed_precision and on_cuda, **grad_scaler_config)
     shim = PyTorchShim(
-        WindowedBert(BertModel(config)),
-        mixed_precision=mixed_precision,
+        WindowedBert(BertModel(config), mixed_precision=mixed_precision),
+        mixed_precision=mixed_precision and on_cuda,
         grad_scaler=grad_scaler,
         serialize_model=serialize_encoder,
         deserialize_model=deserialize_encoder,
@@ -121,7 +125,7 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
             parts = [getattr(d, name) for d in d_outputs]
             if all(p is None for p in parts):
                 continue
-            rows = [o.pieces.shape[0] if name == "pieces" else o.cls.shape[0] for o in outputs]
+            rows = plan.doc_pieces if name == "pieces" else plan.doc_windows
             full = model.ops.alloc2f(*shape)
             offset = 0
             for part, n in zip(parts, rows):
@@ -147,6 +151,6 @@ def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> 
     msg = srsly.msgpack_loads(data)
     config = BertConfig.from_dict(msg["config"])
     if module is None or module.bert.config != config:
-        module = WindowedBert(BertModel(config))
+        module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False))
     module.load_state_dict(load_safetensors(msg["weights"]), strict=True)
     return module.to(device)

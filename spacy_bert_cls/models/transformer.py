@@ -43,7 +43,8 @@ def build_bert_transformer_v1(
     overlap (str): "center" (each overlapped piece from the window where it has most
         context) or "mean" (the windows' vectors averaged).
     max_batch_pieces (int): most padded pieces the encoder takes in one call.
-    mixed_precision (bool): run the encoder under torch autocast (fp16 on CUDA).
+    mixed_precision (bool): run the encoder under torch autocast: fp16 with a gradient
+        scaler on CUDA, bf16 on the CPU.
     grad_scaler_config (dict): settings of the fp16 gradient scaler, as in
         spacy-transformers (init_scale, growth_factor, backoff_factor, ...).
     RETURNS (Model[List[Doc], List[BertOutput]]): the model; output dim nO = hidden_size.

@@ -14,9 +14,12 @@ class WindowedBert(nn.Module):
     the differentiable part: encode, gather (and average overlaps), pool [CLS].
     """
 
-    def __init__(self, bert: BertModel) -> None:
+    def __init__(self, bert: BertModel, mixed_precision: bool = False) -> None:
         super().__init__()
         self.bert = bert
+        # Autocast on the device the weights are on: fp16 on CUDA (thinc's shim adds
+        # the gradient scaler there), bf16 on CPU, which needs no scaler.
+        self.mixed_precision = mixed_precision
 
     def forward(
         self,
@@ -38,7 +41,10 @@ class WindowedBert(nn.Module):
         RETURNS (Tensor[n_pieces, hidden], Tensor[n_windows, hidden] x 2): the
             combined piece states, the [CLS] states and the pooler over them.
         """
-        outputs = [self.bert(ids, mask) for ids, mask in buckets]
+        device_type = piece_rows.device.type
+        low = torch.bfloat16 if device_type == "cpu" else torch.float16
+        with torch.autocast(device_type, dtype=low, enabled=self.mixed_precision):
+            outputs = [self.bert(ids, mask) for ids, mask in buckets]
         width = self.bert.config.hidden_size
         flat = outputs[0].reshape(-1, width) if len(outputs) == 1 else torch.cat(
             [out.reshape(-1, width) for out in outputs]
@@ -51,4 +57,6 @@ class WindowedBert(nn.Module):
                 0, piece_targets, sources * piece_weights[:, None].to(sources.dtype)
             )
         cls = flat.index_select(0, cls_rows)
-        return pieces, cls, self.bert.pooler(cls)
+        with torch.autocast(device_type, dtype=low, enabled=self.mixed_precision):
+            pooled = self.bert.pooler(cls)
+        return pieces, cls, pooled

@@ -261,3 +261,15 @@ def test_listener_width_must_match(tiny_checkpoint, tiny_model_config):
     nlp.config["initialize"]["components"]["bert"] = {"loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
     with pytest.raises(ValueError, match="width 48 but 'bert' has hidden_size 32"):
         nlp.initialize(lambda: examples)
+
+
+def test_mixed_precision_on_cpu_is_bf16_autocast_and_trains(tiny_checkpoint, tiny_model_config):
+    nlp = make_nlp({**tiny_model_config, "mixed_precision": True})
+    history = train(nlp, tiny_checkpoint, n_iter=10)
+    assert history[-1]["ner"] < history[0]["ner"]
+    full = make_nlp(tiny_model_config)
+    full.from_bytes(nlp.to_bytes())
+    low_cats = [d.cats["POS"] for d in nlp.pipe(TEXTS[:4])]
+    full_cats = [d.cats["POS"] for d in full.pipe(TEXTS[:4])]
+    assert low_cats == pytest.approx(full_cats, abs=0.05)
+    assert low_cats != full_cats  # bf16 really ran
