@@ -7,6 +7,7 @@ the Doc: the last of its listeners to read it drops it, so nothing big outlives 
 pipeline on the Doc (`set_doc_tensor` on the component keeps token vectors if wanted).
 """
 import weakref
+from dataclasses import replace
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
 from spacy.tokens import Doc
@@ -30,12 +31,18 @@ _OUTPUTS: "weakref.WeakKeyDictionary[Doc, Dict[str, _Pending]]" = weakref.WeakKe
 
 
 def store_outputs(upstream: str, docs: Iterable[Doc], outputs: Iterable[BertOutput], listeners: Iterable["BertListener"]) -> None:
-    """Keep each doc's output until every listener in `listeners` has read it."""
+    """Keep each doc's output until every listener in `listeners` has read it.
+
+    A listener that never reads it (its component disabled with nlp.select_pipes)
+    leaves the entry until the doc is garbage-collected; the stored arrays are the
+    doc's own copies, so such an entry never holds on to its whole batch.
+    """
     waiting = {id(listener) for listener in listeners}
     if not waiting:
         return
     for doc, output in zip(docs, outputs):
-        _OUTPUTS.setdefault(doc, {})[upstream] = _Pending(output, set(waiting))
+        own = replace(output, pieces=output.pieces.copy(), cls=output.cls.copy(), pooled=output.pooled.copy())
+        _OUTPUTS.setdefault(doc, {})[upstream] = _Pending(own, set(waiting))
 
 
 def take_output(doc: Doc, upstream: str, listener: "BertListener") -> Optional[BertOutput]:

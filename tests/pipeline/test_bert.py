@@ -273,3 +273,16 @@ def test_mixed_precision_on_cpu_is_bf16_autocast_and_trains(tiny_checkpoint, tin
     full_cats = [d.cats["POS"] for d in full.pipe(TEXTS[:4])]
     assert low_cats == pytest.approx(full_cats, abs=0.05)
     assert low_cats != full_cats  # bf16 really ran
+
+
+def test_disabled_listener_component_keeps_only_the_docs_own_output(trained):
+    nlp, _ = trained
+    with nlp.select_pipes(disable=["ner"]):
+        docs = list(nlp.pipe(TEXTS[:4]))
+    pending = listener_module._OUTPUTS[docs[0]]["bert"]
+    assert pending.output.pieces.base is None  # a copy, not a view of the batch's array
+    del docs
+    import gc
+
+    gc.collect()
+    assert len(listener_module._OUTPUTS) == 0
