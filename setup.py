@@ -40,13 +40,24 @@ setup(
     entry_points={
         "spacy_factories": [
             "bert = spacy_bert_cls.pipeline.bert:make_bert",
+            "bert_textcat = spacy_bert_cls.pipeline.textcat:make_bert_textcat",
+            "bert_ner = spacy_bert_cls.pipeline.ner:make_bert_ner",
         ],
         "spacy_architectures": [
             "spacy-bert-cls.BertTransformer.v1 = spacy_bert_cls.models.transformer:build_bert_transformer_v1",
             "spacy-bert-cls.BertListener.v1 = spacy_bert_cls.models.listener:build_bert_listener_v1",
+            "spacy-bert-cls.BertDocListener.v1 = spacy_bert_cls.models.listener:build_bert_doc_listener_v1",
+            "spacy-bert-cls.BertClassifier.v1 = spacy_bert_cls.models.heads:build_bert_classifier_v1",
+            "spacy-bert-cls.BertTagger.v1 = spacy_bert_cls.models.heads:build_bert_tagger_v1",
         ],
         "spacy_misc": [
             "spacy-bert-cls.HFLoader.v1 = spacy_bert_cls.models.loaders:build_hf_loader_v1",
+        ],
+        "spacy_scorers": [
+            "spacy-bert-cls.textcat_scorer.v1 = spacy_bert_cls.pipeline.textcat:make_textcat_scorer_v1",
+        ],
+        "spacy_callbacks": [
+            "spacy-bert-cls.tune_thresholds.v1 = spacy_bert_cls.pipeline.textcat:make_threshold_tuner_v1",
         ],
         "spacy_readers": [
             "spacy-bert-cls.Corpus.v1 = spacy_bert_cls.corpus:create_corpus_reader_v1",

@@ -7,8 +7,12 @@ import spacy
 from spacy.util import registry
 
 EXPECTED = {
-    "spacy_factories": {"bert"},
-    "spacy_architectures": {"spacy-bert-cls.BertTransformer.v1", "spacy-bert-cls.BertListener.v1"},
+    "spacy_factories": {"bert", "bert_textcat", "bert_ner"},
+    "spacy_architectures": {"spacy-bert-cls.BertTransformer.v1", "spacy-bert-cls.BertListener.v1",
+                            "spacy-bert-cls.BertDocListener.v1", "spacy-bert-cls.BertClassifier.v1",
+                            "spacy-bert-cls.BertTagger.v1"},
+    "spacy_scorers": {"spacy-bert-cls.textcat_scorer.v1"},
+    "spacy_callbacks": {"spacy-bert-cls.tune_thresholds.v1"},
     "spacy_misc": {"spacy-bert-cls.HFLoader.v1"},
     "spacy_readers": {"spacy-bert-cls.Corpus.v1"},
     "console_scripts": {"spacy-bert-cls"},
@@ -28,9 +32,11 @@ def test_entry_points_are_declared(entry_points):
 
 
 def test_every_name_resolves(entry_points):
-    assert spacy.blank("en").has_factory("bert")
+    for name in entry_points["spacy_factories"]:
+        assert spacy.blank("en").has_factory(name), name
     registries = {"spacy_architectures": registry.architectures, "spacy_misc": registry.misc,
-                  "spacy_readers": registry.readers}
+                  "spacy_readers": registry.readers, "spacy_scorers": registry.scorers,
+                  "spacy_callbacks": registry.callbacks}
     for group, reg in registries.items():
         for name, ep in entry_points[group].items():
             assert reg.get(name) is ep.load(), name
@@ -38,7 +44,7 @@ def test_every_name_resolves(entry_points):
 
 
 def test_names_follow_the_convention(entry_points):
-    for group in ("spacy_architectures", "spacy_misc", "spacy_readers"):
+    for group in ("spacy_architectures", "spacy_misc", "spacy_readers", "spacy_scorers", "spacy_callbacks"):
         for name in entry_points[group]:
             assert name.startswith("spacy-bert-cls.") and ".v" in name, name
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
 from spacy.tokens import Doc
-from thinc.api import Model, Ragged, reduce_mean
+from thinc.api import Model, Ragged, noop, reduce_mean
 from thinc.types import Floats2d
 
 from ..errors import E_NO_UPSTREAM_OUTPUT, ListenerError
@@ -67,12 +67,21 @@ def take_output(doc: Doc, upstream: str, listener: "BertListener") -> Optional[B
     return pending.output
 
 
+# What a listener gives its component: a vector per token ("tokens"), or one per doc:
+# BERT's pooler over [CLS] ("pooler"), the raw [CLS] state ("cls") or the mean of the
+# doc's pieces ("mean"). A doc of several windows averages its windows' vectors.
+LISTENER_OUTPUTS = ("tokens", "pooler", "cls", "mean")
+
+
 class BertListener(Model):
     """Supplies token vectors from the upstream `bert` component to a downstream model."""
 
     name = "bert-listener"
 
-    def __init__(self, upstream_name: str, width: int, pooling: Model, grad_factor: float) -> None:
+    def __init__(self, upstream_name: str, width: int, pooling: Model, grad_factor: float,
+                 output: str = "tokens") -> None:
+        if output not in LISTENER_OUTPUTS:
+            raise ValueError(f"listener output must be one of {LISTENER_OUTPUTS}, got {output!r}")
         Model.__init__(
             self,
             name=self.name,
@@ -80,7 +89,7 @@ class BertListener(Model):
             init=listener_init,
             dims={"nO": width},
             layers=[pooling],
-            attrs={"grad_factor": float(grad_factor)},
+            attrs={"grad_factor": float(grad_factor), "output": output},
         )
         self.upstream_name = upstream_name
         self._batch_id: Optional[int] = None
@@ -139,6 +148,20 @@ def build_bert_listener_v1(
     return BertListener(upstream, width, pooling if pooling is not None else reduce_mean(), grad_factor)
 
 
+def build_bert_doc_listener_v1(
+    width: int, upstream: str = "*", reduce: str = "pooler", grad_factor: float = 1.0
+) -> Model[List[Doc], Floats2d]:
+    """One vector per doc from an upstream `bert` component (spacy-bert-cls.BertDocListener.v1).
+
+    reduce (str): "pooler" (BERT's pooled [CLS]: dense + tanh, what
+        BertForSequenceClassification classifies), "cls" (the raw [CLS] state) or
+        "mean" (the mean of the doc's pieces). A doc of several windows averages them.
+    """
+    if reduce == "tokens":
+        raise ValueError("BertDocListener gives one vector per doc: reduce must be pooler, cls or mean")
+    return BertListener(upstream, width, noop(), grad_factor, output=reduce)
+
+
 def listener_init(model: BertListener, X=None, Y=None) -> None:
     # Components initialise their models on sample docs that no `bert` has run on
     # (thinc's chain then predicts on them, maybe several times): until the listener
@@ -159,7 +182,10 @@ def listener_forward(model: BertListener, docs: List[Doc], is_train: bool):
         upstream_backprop = model._backprop
     else:
         outputs = [_output_for(model, doc) for doc in docs]
-    tokvecs, backprop_pool = pool_tokens(model, docs, outputs, is_train)
+    if model.attrs["output"] == "tokens":
+        tokvecs, backprop_pool = pool_tokens(model, docs, outputs, is_train)
+    else:
+        tokvecs, backprop_pool = pool_docs(model, outputs, model.attrs["output"])
 
     def backprop(d_tokvecs: List[Floats2d]) -> List:
         if upstream_backprop is None:
@@ -171,7 +197,9 @@ def listener_forward(model: BertListener, docs: List[Doc], is_train: bool):
             d_outputs = backprop_pool(d_tokvecs)
             if grad_factor != 1.0:
                 for d in d_outputs:
-                    d.pieces *= grad_factor
+                    for name in ("pieces", "cls", "pooled"):
+                        if getattr(d, name) is not None:
+                            setattr(d, name, getattr(d, name) * grad_factor)
         model.clear()
         return upstream_backprop(d_outputs)
 
@@ -235,3 +263,26 @@ def pool_tokens(model: BertListener, docs: List[Doc], outputs: List[Optional[Ber
         return grads
 
     return tokvecs, backprop
+
+
+def pool_docs(model: BertListener, outputs: List[Optional[BertOutput]], reduce: str):
+    """One vector per doc (see LISTENER_OUTPUTS); zeros for a None output (initialisation)."""
+    ops = model.ops
+    width = model.get_dim("nO")
+    field = {"pooler": "pooled", "cls": "cls", "mean": "pieces"}[reduce]
+    rows = [getattr(o, field) if o is not None else None for o in outputs]
+    Y = ops.alloc2f(len(outputs), width)
+    for i, r in enumerate(rows):
+        if r is not None and r.shape[0]:
+            Y[i] = r.mean(axis=0)
+
+    def backprop(dY: Floats2d) -> List[BertGrad]:
+        grads = []
+        for i, r in enumerate(rows):
+            d = ops.alloc2f(*r.shape)
+            if r.shape[0]:
+                d += dY[i] / r.shape[0]
+            grads.append(BertGrad(**{field: d}))
+        return grads
+
+    return Y, backprop

@@ -131,8 +131,9 @@ class BertTransformer(TrainablePipe):
         def accumulate_gradient(one_d_outputs: List[BertGrad]) -> List:
             for total, one in zip(d_outputs, one_d_outputs):
                 total += one
-                if one.pieces is not None:
-                    losses[self.name] += float((one.pieces ** 2).sum())
+                for part in (one.pieces, one.cls, one.pooled):
+                    if part is not None:
+                        losses[self.name] += float((part ** 2).sum())
             return []
 
         def backprop(one_d_outputs: List[BertGrad]) -> List:

@@ -1,0 +1,189 @@
+"""Tag schemes, constrained decoding and entity confidences for token classification.
+
+Pure numpy. The tagger gives each token a distribution over tags; decoding picks the
+most probable tag sequence among the *valid* ones (Viterbi with the scheme's allowed
+transitions), so every entity it returns is a well-formed span, whatever the scores.
+An entity's confidence is the probability, under the same model restricted to valid
+sequences, that exactly this span carries exactly this label (forward-backward).
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+
+SCHEMES = ("BILUO", "BIO")
+NEG_INF = -numpy.inf
+
+
+class TagScheme:
+    """The tags of a scheme over a label set, and which tag may follow which."""
+
+    def __init__(self, labels: Sequence[str], scheme: str = "BILUO") -> None:
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+        self.scheme = scheme
+        self.labels = list(labels)
+        prefixes = "BILU" if scheme == "BILUO" else "BI"
+        self.tags = ["O"] + [f"{p}-{label}" for label in self.labels for p in prefixes]
+        self.index = {tag: i for i, tag in enumerate(self.tags)}
+        n = len(self.tags)
+        self.allowed = numpy.zeros((n, n), dtype=bool)  # allowed[previous, next]
+        self.start = numpy.zeros(n, dtype=bool)
+        self.end = numpy.zeros(n, dtype=bool)
+        for j, tag in enumerate(self.tags):
+            prefix, label = _split(tag)
+            opens = prefix in ("O", "B", "U")  # may follow anything that closes
+            self.start[j] = opens
+            self.end[j] = prefix in ("O", "L", "U") if scheme == "BILUO" else True
+            for i, prev in enumerate(self.tags):
+                prev_prefix, prev_label = _split(prev)
+                inside = prev_prefix in ("B", "I")
+                if scheme == "BILUO":
+                    if inside:
+                        self.allowed[i, j] = prefix in ("I", "L") and label == prev_label
+                    else:
+                        self.allowed[i, j] = opens
+                else:
+                    self.allowed[i, j] = prefix != "I" or (inside and label == prev_label)
+        self.outside = numpy.array([_split(t)[0] == "O" for t in self.tags])
+
+    def tag_ids(self, biluo_tags: Sequence[Optional[str]]) -> numpy.ndarray:
+        """Gold BILUO tags (spaCy's get_aligned_ner) as ids; -1 where missing ('-', None)."""
+        ids = numpy.full(len(biluo_tags), -1, dtype="int64")
+        for i, tag in enumerate(biluo_tags):
+            if tag is None or tag == "-" or tag == "":
+                continue
+            if self.scheme == "BIO" and tag != "O":
+                prefix, label = _split(tag)
+                tag = ("B-" if prefix in ("B", "U") else "I-") + label
+            ids[i] = self.index.get(tag, -1)
+        return ids
+
+
+def _split(tag: str) -> Tuple[str, str]:
+    return ("O", "") if tag == "O" else (tag[0], tag[2:])
+
+
+def _transition_matrix(scheme: TagScheme) -> numpy.ndarray:
+    return numpy.where(scheme.allowed, 0.0, NEG_INF)
+
+
+def viterbi(log_probs: numpy.ndarray, scheme: TagScheme, force_outside: Optional[numpy.ndarray] = None) -> numpy.ndarray:
+    """The most probable valid tag sequence.
+
+    log_probs (ndarray[n_tokens, n_tags]): per-token log probabilities.
+    force_outside (ndarray[n_tokens], bool): tokens that must be O (whitespace).
+    RETURNS (ndarray[n_tokens], int): tag ids.
+    """
+    lp = _constrained(log_probs, scheme, force_outside)
+    n, n_tags = lp.shape
+    if n == 0:
+        return numpy.zeros((0,), dtype="int64")
+    trans = _transition_matrix(scheme)
+    score = numpy.where(scheme.start, lp[0], NEG_INF)
+    back = numpy.zeros((n, n_tags), dtype="int64")
+    for t in range(1, n):
+        candidates = score[:, None] + trans  # [previous, next]
+        back[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + lp[t]
+    score = numpy.where(scheme.end, score, NEG_INF)
+    path = numpy.zeros(n, dtype="int64")
+    path[-1] = int(score.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def _constrained(log_probs, scheme, force_outside):
+    lp = numpy.asarray(log_probs, dtype="float64")
+    if force_outside is not None and force_outside.any():
+        lp = lp.copy()
+        lp[force_outside] = numpy.where(scheme.outside, 0.0, NEG_INF)
+    return lp
+
+
+def _logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
+    peak = x.max(axis=axis, keepdims=True)
+    peak = numpy.where(numpy.isfinite(peak), peak, 0.0)
+    with numpy.errstate(divide="ignore"):
+        return numpy.log(numpy.exp(x - peak).sum(axis=axis)) + numpy.squeeze(peak, axis=axis)
+
+
+def forward_backward(log_probs: numpy.ndarray, scheme: TagScheme, force_outside=None):
+    """Log forward (emission included) and backward (emission excluded) scores over valid sequences.
+
+    RETURNS (alpha [n, T], beta [n, T], log_z).
+    """
+    lp = _constrained(log_probs, scheme, force_outside)
+    n, n_tags = lp.shape
+    trans = _transition_matrix(scheme)
+    alpha = numpy.full((n, n_tags), NEG_INF)
+    beta = numpy.full((n, n_tags), NEG_INF)
+    alpha[0] = numpy.where(scheme.start, lp[0], NEG_INF)
+    for t in range(1, n):
+        alpha[t] = _logsumexp(alpha[t - 1][:, None] + trans, axis=0) + lp[t]
+    beta[-1] = numpy.where(scheme.end, 0.0, NEG_INF)
+    for t in range(n - 2, -1, -1):
+        beta[t] = _logsumexp(trans + (lp[t + 1] + beta[t + 1])[None, :], axis=1)
+    log_z = float(_logsumexp(alpha[-1] + beta[-1], axis=0))
+    return alpha, beta, log_z, lp
+
+
+def decode_entities(
+    log_probs: numpy.ndarray, scheme: TagScheme, force_outside: Optional[numpy.ndarray] = None
+) -> List[Tuple[int, int, str, float]]:
+    """Entities of the most probable valid tag sequence, each with its confidence.
+
+    RETURNS (List[(start, end, label, confidence)]): token spans, end exclusive;
+        confidence in [0, 1]: the probability that exactly this span has this label.
+    """
+    n = log_probs.shape[0]
+    if n == 0:
+        return []
+    path = viterbi(log_probs, scheme, force_outside)
+    spans = tags_to_spans([scheme.tags[i] for i in path])
+    if not spans:
+        return []
+    alpha, beta, log_z, lp = forward_backward(log_probs, scheme, force_outside)
+    results = []
+    for start, end, label in spans:
+        if scheme.scheme == "BILUO":
+            if end - start == 1:
+                u = scheme.index[f"U-{label}"]
+                log_p = alpha[start, u] + beta[start, u]
+            else:
+                b, i, last = (scheme.index[f"{p}-{label}"] for p in "BIL")
+                log_p = alpha[start, b] + lp[start + 1:end - 1, i].sum() + lp[end - 1, last] + beta[end - 1, last]
+        else:
+            b, i = scheme.index[f"B-{label}"], scheme.index[f"I-{label}"]
+            log_p = alpha[start, b] + lp[start + 1:end, i].sum()
+            if end < n:
+                # The span ends here: the next tag may follow B-/I- of this label but is
+                # not I- of it.
+                nxt = scheme.allowed[b] & (numpy.arange(len(scheme.tags)) != i)
+                log_p += _logsumexp((lp[end] + beta[end])[nxt], axis=0)
+        confidence = float(numpy.exp(log_p - log_z)) if numpy.isfinite(log_z) else 0.0
+        results.append((start, end, label, min(max(confidence, 0.0), 1.0)))
+    return results
+
+
+def tags_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Spans of a valid BILUO or BIO tag sequence (end exclusive)."""
+    spans = []
+    start = None
+    label = None
+    for i, tag in enumerate(tags):
+        prefix, tag_label = _split(tag)
+        if prefix in ("B", "U", "O") or (prefix == "I" and (start is None or tag_label != label)):
+            if start is not None:
+                spans.append((start, i, label))
+                start = None
+            if prefix in ("B", "I"):
+                start, label = i, tag_label
+            elif prefix == "U":
+                spans.append((i, i + 1, tag_label))
+        elif prefix == "L":
+            spans.append((start if start is not None else i, i + 1, tag_label))
+            start = None
+    if start is not None:
+        spans.append((start, len(tags), label))
+    return spans

@@ -1,0 +1,67 @@
+"""Constrained decoding: always valid spans; exact MAP sequence and span probabilities."""
+import itertools
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from spacy_bert_cls.decoding import TagScheme, decode_entities, tags_to_spans, viterbi
+
+
+def _valid(scheme, seq):
+    return (scheme.start[seq[0]] and scheme.end[seq[-1]]
+            and all(scheme.allowed[a, b] for a, b in zip(seq, seq[1:])))
+
+
+@pytest.mark.parametrize("name", ["BILUO", "BIO"])
+def test_viterbi_and_confidences_equal_brute_force(name):
+    scheme = TagScheme(["A", "B"], name)
+    rng = numpy.random.default_rng(0)
+    for _ in range(30):
+        n = int(rng.integers(1, 5))
+        lp = numpy.log(rng.dirichlet(numpy.ones(len(scheme.tags)), size=n))
+        seqs = [s for s in itertools.product(range(len(scheme.tags)), repeat=n) if _valid(scheme, s)]
+        weights = numpy.array([numpy.exp(sum(lp[t, q] for t, q in enumerate(s))) for s in seqs])
+        assert list(viterbi(lp, scheme)) == list(seqs[int(weights.argmax())])
+        for start, end, label, confidence in decode_entities(lp, scheme):
+            exact = sum(w for w, s in zip(weights, seqs)
+                        if (start, end, label) in tags_to_spans([scheme.tags[q] for q in s])) / weights.sum()
+            assert confidence == pytest.approx(exact, abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scheme_name=st.sampled_from(["BILUO", "BIO"]),
+    logits=arrays(numpy.float64, st.tuples(st.integers(0, 40), st.just(9)),
+                  elements=st.floats(-50, 50, allow_nan=False)),
+)
+def test_random_logits_give_valid_spans_and_confidences(scheme_name, logits):
+    scheme = TagScheme(["PER", "LOC", "ORG", "MISC"][: (4 if scheme_name == "BILUO" else 4)], scheme_name)
+    n_tags = len(scheme.tags)
+    logits = numpy.resize(logits, (logits.shape[0], n_tags)) if logits.size else numpy.zeros((0, n_tags))
+    log_probs = logits - numpy.log(numpy.exp(logits - logits.max(axis=1, keepdims=True)).sum(1, keepdims=True)) - logits.max(axis=1, keepdims=True) if logits.size else logits
+    entities = decode_entities(log_probs, scheme)
+    previous_end = 0
+    for start, end, label, confidence in entities:
+        assert 0 <= start < end <= logits.shape[0]
+        assert start >= previous_end  # no overlaps, in order
+        assert label in scheme.labels
+        assert 0.0 <= confidence <= 1.0
+        previous_end = end
+
+
+def test_forced_outside_tokens_are_never_in_an_entity():
+    scheme = TagScheme(["X"], "BILUO")
+    log_probs = numpy.log(numpy.full((5, len(scheme.tags)), 1e-6))
+    log_probs[:, scheme.index["I-X"]] = 0.0  # the model wants one long entity
+    outside = numpy.array([False, False, True, False, False])
+    for start, end, _, _ in decode_entities(log_probs, scheme, force_outside=outside):
+        assert not (start <= 2 < end)
+
+
+def test_gold_tags_in_bio_scheme():
+    scheme = TagScheme(["X"], "BIO")
+    ids = scheme.tag_ids(["U-X", "B-X", "I-X", "L-X", "O", "-", None])
+    assert [scheme.tags[i] if i >= 0 else None for i in ids] == ["B-X", "B-X", "I-X", "I-X", "O", None, None]
