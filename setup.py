@@ -61,6 +61,7 @@ setup(
         ],
         "spacy_readers": [
             "spacy-bert-cls.Corpus.v1 = spacy_bert_cls.corpus:create_corpus_reader_v1",
+            "spacy-bert-cls.MergedCorpus.v1 = spacy_bert_cls.corpus:create_merged_corpus_reader_v1",
         ],
         "console_scripts": [
             "spacy-bert-cls = spacy_bert_cls.cli:main",

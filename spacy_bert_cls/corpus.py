@@ -583,3 +583,43 @@ def conll_to_example(nlp: Language, words: List[str], tags: List[str]) -> Exampl
         Span(reference, start, end, label=label) for start, end, label in tags_to_spans(tags)
     ]
     return Example(predicted, reference)
+
+
+class MergedCorpus:
+    """Examples of several files interleaved (one from each in turn), for a pipeline
+    whose components learn from different data: a text classification file and an
+    NER file train `bert` + `bert_textcat` + `bert_ner` together. An example keeps
+    only its own file's annotation; the other's is missing, not negative.
+    """
+
+    def __init__(self, paths: Sequence[PathLike], limit: int = 0) -> None:
+        if not paths:
+            raise ValueError("MergedCorpus needs at least one path")
+        self.readers = [BertClsCorpus(path) for path in paths]
+        self.limit = limit
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        streams = [iter(reader(nlp)) for reader in self.readers]
+        count = 0
+        while streams:
+            for stream in list(streams):
+                example = next(stream, None)
+                if example is None:
+                    streams.remove(stream)
+                    continue
+                yield example
+                count += 1
+                if self.limit and count >= self.limit:
+                    return
+
+
+def create_merged_corpus_reader_v1(paths: Dict[str, Optional[Path]], limit: int = 0) -> MergedCorpus:
+    """spacy-bert-cls.MergedCorpus.v1: several data files (any format of Corpus.v1), interleaved.
+
+    paths (Dict[str, Optional[Path]]): the files by a name of your choice, in a
+        section: [corpora.train.paths] textcat = ${paths.train_textcat} ... (a list of
+        interpolated strings would not do: the config system joins them). A null
+        entry is left out.
+    limit (int): the most examples per epoch in all; 0 for no limit.
+    """
+    return MergedCorpus([path for path in paths.values() if path is not None], limit=limit)

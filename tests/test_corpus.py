@@ -430,3 +430,18 @@ def test_real_rotten_tomatoes_validation(nlp):
     assert positives == 533
     assert all(sum(eg.reference.cats.values()) == 1.0 for eg in examples)
     assert set(examples[0].reference.cats) == {"negative", "positive"}
+
+
+def test_merged_corpus_interleaves_and_keeps_annotations_apart(tmp_path):
+    from spacy_bert_cls.corpus import create_merged_corpus_reader_v1
+
+    cats = tmp_path / "c.jsonl"
+    cats.write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n{"text": "ok", "label": "pos"}\n')
+    ner = tmp_path / "n.conll"
+    ner.write_text("John\tB-PER\nsaid\tO\n\nHi\tO\n")
+    reader = create_merged_corpus_reader_v1({"textcat": cats, "ner": ner, "none": None})
+    examples = list(reader(spacy.blank("en")))
+    assert [eg.reference.text for eg in examples] == ["good", "John said", "bad", "Hi", "ok"]
+    assert examples[0].reference.cats and not examples[0].reference.has_annotation("ENT_IOB")
+    assert not examples[1].reference.cats and examples[1].reference.has_annotation("ENT_IOB")
+    assert len(list(create_merged_corpus_reader_v1({"a": cats, "b": ner}, limit=3)(spacy.blank("en")))) == 3

@@ -14,7 +14,7 @@ EXPECTED = {
     "spacy_scorers": {"spacy-bert-cls.textcat_scorer.v1"},
     "spacy_callbacks": {"spacy-bert-cls.tune_thresholds.v1"},
     "spacy_misc": {"spacy-bert-cls.HFLoader.v1"},
-    "spacy_readers": {"spacy-bert-cls.Corpus.v1"},
+    "spacy_readers": {"spacy-bert-cls.Corpus.v1", "spacy-bert-cls.MergedCorpus.v1"},
     "console_scripts": {"spacy-bert-cls"},
 }
 

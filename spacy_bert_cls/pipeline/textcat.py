@@ -186,8 +186,9 @@ def score_bert_cats(examples: Iterable[Example], *, labels: Sequence[str], exclu
     """spaCy's textcat scores; for multi-label, P/R/F use each label's own threshold.
 
     (spacy-bert-cls.textcat_scorer.v1). Exclusive classes: spaCy's score_cats as is.
+    Examples without gold cats (an NER example in a joint corpus) are left out.
     """
-    examples = list(examples)
+    examples = [eg for eg in examples if eg.reference.cats]
     scores = Scorer.score_cats(examples, "cats", labels=labels, multi_label=not exclusive, threshold=0.5)
     if exclusive or not labels:
         return scores
@@ -255,6 +256,46 @@ def tune_thresholds(nlp: Language, examples: Iterable[Example], component: str =
     thresholds = {label: float(t) for label, t in zip(pipe.labels, tuned)}
     pipe.set_thresholds(thresholds)
     return thresholds
+
+
+def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_textcat"):
+    """Load a pipeline, tune its thresholds on a data file, save it (atomically) to `output`.
+
+    RETURNS (thresholds, macro F before, macro F after) on the data.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import spacy
+
+    from ..corpus import create_corpus_reader_v1
+
+    nlp = spacy.load(pipeline)
+    pipe = nlp.get_pipe(component)
+    examples = list(create_corpus_reader_v1(data, labels=list(pipe.labels))(nlp))
+    before = nlp.evaluate(examples)["cats_macro_f"]
+    thresholds = tune_thresholds(nlp, examples, component)
+    after = nlp.evaluate(examples)["cats_macro_f"]
+    output = Path(output)
+    # Write beside the target, then swap: an interrupted save leaves the old pipeline whole.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        nlp.to_disk(staging)
+        if output.exists():
+            old = output.with_name(f".{output.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            output.rename(old)
+            staging.rename(output)
+            shutil.rmtree(old)
+        else:
+            staging.rename(output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return thresholds, before, after
 
 
 class ThresholdTuner:
