@@ -273,3 +273,70 @@ def describe_checkpoint(folder: Union[str, Path]) -> dict:
         "tokenizer_file": str(tokenizer_file),
         "tokenizer_vocab": tokenizer.vocab_size,
     }
+
+
+# Pretraining heads: our BertForPreTraining names <-> HF's. The MLM decoder is tied to the
+# piece embeddings (HF saves neither cls.predictions.decoder.weight nor its bias, the same
+# tensor as cls.predictions.bias; a checkpoint that does is read and checked).
+MLM_TABLE = [
+    ("mlm.dense.weight", "cls.predictions.transform.dense.weight"),
+    ("mlm.dense.bias", "cls.predictions.transform.dense.bias"),
+    ("mlm.layer_norm.weight", "cls.predictions.transform.LayerNorm.weight"),
+    ("mlm.layer_norm.bias", "cls.predictions.transform.LayerNorm.bias"),
+    ("mlm.bias", "cls.predictions.bias"),
+]
+NSP_TABLE = [
+    ("nsp.weight", "cls.seq_relationship.weight"),
+    ("nsp.bias", "cls.seq_relationship.bias"),
+]
+TIED_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+def heads_to_ours(heads: Dict[str, torch.Tensor], config: BertConfig, embeddings: torch.Tensor,
+                  source: Path) -> Dict[str, Dict[str, torch.Tensor]]:
+    """The MLM and NSP head tensors of a checkpoint, by head; a head is there whole or not at all.
+
+    RETURNS: {"mlm": {...}, "nsp": {...}} with our names, for the heads present.
+    """
+    with torch.device("meta"):
+        from ..pytorch.heads import BertForPreTraining
+
+        shapes = {k: tuple(v.shape) for k, v in BertForPreTraining(config).state_dict().items()}
+    found: Dict[str, Dict[str, torch.Tensor]] = {}
+    for head, table in (("mlm", MLM_TABLE), ("nsp", NSP_TABLE)):
+        present = [hf for _, hf in table if hf in heads]
+        if not present:
+            continue
+        missing = [hf for _, hf in table if hf not in heads]
+        if missing:
+            raise CheckpointError(source, f"incomplete {head.upper()} head: missing tensor(s) {_names(missing)}")
+        state = {}
+        for ours, hf in table:
+            tensor = heads[hf]
+            if tuple(tensor.shape) != shapes[ours]:
+                raise CheckpointError(source, f"tensor {hf} has shape {list(tensor.shape)}, expected {list(shapes[ours])}")
+            if not tensor.dtype.is_floating_point:
+                raise CheckpointError(source, f"tensor {hf} has dtype {tensor.dtype}, expected a float type")
+            state[ours] = tensor.to(torch.float32)
+        found[head] = state
+    decoder = heads.get(TIED_KEYS[0])
+    if decoder is not None and (decoder.shape != embeddings.shape or not torch.allclose(decoder.float(), embeddings)):
+        raise CheckpointError(source, f"{TIED_KEYS[0]} differs from the word embeddings: only tied MLM decoders are supported")
+    return found
+
+
+def save_pretraining_checkpoint(
+    folder: Union[str, Path], config: BertConfig, state: Dict[str, torch.Tensor], extra_config: Optional[dict] = None
+) -> None:
+    """Write our BertForPreTraining state as an HF BertForPreTraining folder (bert.* and cls.*)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = {k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")}
+    tensors = ours_to_hf(encoder, config, prefix="bert.")
+    for ours, hf in MLM_TABLE + NSP_TABLE:
+        tensors[hf] = state[ours].contiguous()
+    hf_config = {"architectures": ["BertForPreTraining"], "model_type": "bert",
+                 "position_embedding_type": "absolute", "tie_word_embeddings": True,
+                 **config.to_dict(), **(extra_config or {})}
+    write_tensors(folder / "model.safetensors", tensors)
+    write_json(folder / CONFIG_FILE, hf_config)

@@ -1,0 +1,1 @@
+"""BERT pretraining: masked-LM and next-sentence objectives, data streaming, the training loop."""

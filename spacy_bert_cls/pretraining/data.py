@@ -1,0 +1,74 @@
+"""Raw text for pretraining, streamed: .txt (a paragraph a line, blank lines between
+documents) and JSONL ({"text": ...} a document a line). Nothing is loaded whole."""
+import json
+from pathlib import Path
+from typing import Iterator, List, Tuple, Union
+
+from ..errors import DataError
+
+DEFAULT_MAX_LINE_CHARS = 1_000_000
+
+
+def iter_documents(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[Tuple[int, List[str]]]:
+    """Yield (line number of its first line, paragraphs) for each document of a raw text file.
+
+    Raises DataError (file and line) for text that is not UTF-8, bad JSON, a JSONL line
+    without a string "text", a line over `max_line_chars`, or a file with no text at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "no such file")
+    jsonl = path.suffix.lower() in (".jsonl", ".json")
+    found = False
+    paragraphs: List[str] = []
+    first_line = 0
+    for number, line in _lines(path):
+        if len(line) > max_line_chars:
+            raise DataError(path, number, f"line of {len(line):,} characters, over the limit of "
+                                          f"{max_line_chars:,} (split it into paragraphs, or raise max_line_chars)")
+        if jsonl:
+            if not line.strip():
+                continue
+            text = _jsonl_text(path, number, line)
+            lines = [p.strip() for p in text.splitlines() if p.strip()]
+            if lines:
+                found = True
+                yield number, lines
+            continue
+        if line.strip():
+            if not paragraphs:
+                first_line = number
+            paragraphs.append(line.strip())
+        elif paragraphs:
+            found = True
+            yield first_line, paragraphs
+            paragraphs = []
+    if paragraphs:
+        found = True
+        yield first_line, paragraphs
+    if not found:
+        raise DataError(path, None, "no text in the file (it is empty or blank)")
+
+
+def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+    with path.open("rb") as file_:
+        for number, raw in enumerate(file_, start=1):
+            try:
+                yield number, raw.decode("utf8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataError(path, number, f"not UTF-8 text ({err.reason} at byte {err.start} of the line)") from None
+
+
+def _jsonl_text(path: Path, number: int, line: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(path, number, f"invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise DataError(path, number, 'expected an object with a string "text"')
+    return record["text"]
+
+
+def iter_paragraphs(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[str]:
+    for _, paragraphs in iter_documents(path, max_line_chars):
+        yield from paragraphs
