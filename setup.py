@@ -34,6 +34,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
+        # The PNG plot of the pretraining curves.
+        "pretrain": ["matplotlib>=3.5"],
         # The anchors, for parity tests and benchmarks only: never imported at run time.
         "anchors": ["transformers>=4.40,<4.54", "spacy-transformers>=1.3,<1.5"],
     },

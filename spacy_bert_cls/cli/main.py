@@ -51,5 +51,46 @@ def tune_thresholds_cli(
     msg.table([(label, f"{value:.2f}") for label, value in thresholds.items()], header=("label", "threshold"))
 
 
+@app.command("pretrain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pretrain_cli(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="A pretraining config (configs/pretrain.cfg, configs/pretrain_continue.cfg)"),
+    output_dir: Path = typer.Argument(..., help="Where checkpoints, model-last, log.csv and curves.png go"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in OUTPUT_DIR"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id; -1 for the CPU"),
+) -> None:
+    """Masked-LM (+ next-sentence) pretraining. Overrides: --paths.raw FILE --training.max_steps N ..."""
+    from spacy.cli._util import parse_config_overrides
+    from thinc.api import Config
+
+    from ..pretraining.train import pretrain
+
+    if not config_path.is_file():
+        msg.fail(f"Config not found: {config_path}", exits=1)
+    try:
+        config = Config().from_disk(config_path, overrides=parse_config_overrides(ctx.args), interpolate=True)
+        path = pretrain(config, output_dir, resume=resume, gpu_id=gpu_id)
+    except (ValueError, CheckpointError) as err:
+        msg.fail("Pretraining stopped", str(err), exits=1)
+    msg.good(f"Saved {path}")
+
+
+@app.command("fill-mask")
+def fill_mask_cli(
+    model_dir: Path = typer.Argument(..., help="A pretrained checkpoint folder (with its MLM head)"),
+    text: str = typer.Argument(..., help="A text with [MASK] in it"),
+    top_k: int = typer.Option(5, "--top-k", "-k"),
+) -> None:
+    """The most probable pieces for each [MASK] in TEXT."""
+    from ..pretraining.fill_mask import fill_mask
+
+    try:
+        results = fill_mask(model_dir, text, top_k)
+    except (ValueError, CheckpointError) as err:
+        msg.fail("fill-mask failed", str(err), exits=1)
+    for i, candidates in enumerate(results, start=1):
+        msg.text(f"[MASK] {i}: " + ", ".join(f"{c['token']} ({c['score']:.3f})" for c in candidates))
+
+
 def main() -> None:
     app()

@@ -30,6 +30,7 @@ DEFAULT_SPECIALS = {
     "unk_token": "[UNK]",
     "mask_token": "[MASK]",
 }
+SPECIALS_ORDER = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Lone surrogates are legal in a Python str but not in UTF-8: `tokenizers` cannot take
 # them. Each becomes U+FFFD, one character for one, so offsets stay those of the doc.
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -194,4 +195,49 @@ def _wordpiece_from_vocab(path: Path, settings: dict, unk_token: str) -> Tokeniz
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
+    # As HF's converted BertTokenizerFast: "[MASK]" in a text is the mask token, not "[", "mask", "]".
+    tokenizer.add_special_tokens([t for t in SPECIALS_ORDER if t in vocab])
     return tokenizer
+
+
+def train_wordpiece(paragraphs, vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2) -> PieceTokenizer:
+    """A new WordPiece vocabulary learnt from an iterator of texts (BERT's normaliser and
+    pre-tokenizer; [PAD] [UNK] [CLS] [SEP] [MASK] are ids 0-4)."""
+    from tokenizers import trainers
+
+    tokenizer = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=None, lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=list(SPECIALS_ORDER), continuing_subword_prefix="##",
+                                        show_progress=False)
+    tokenizer.train_from_iterator(paragraphs, trainer=trainer)
+    return PieceTokenizer(tokenizer, dict(DEFAULT_SPECIALS))
+
+
+def save_piece_tokenizer(tokenizer: PieceTokenizer, folder: Union[str, Path], lowercase: bool) -> None:
+    """Write tokenizer.json, vocab.txt, tokenizer_config.json and special_tokens_map.json,
+    as an HF BertTokenizerFast expects them (with [CLS] ... [SEP] added on encoding)."""
+    from tokenizers.processors import TemplateProcessing
+
+    from ..checkpoint.io import atomic_path, write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hf = Tokenizer.from_str(tokenizer.tokenizer.to_str())
+    cls, sep = tokenizer.specials["cls_token"], tokenizer.specials["sep_token"]
+    hf.post_processor = TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tokenizer.cls_id), (sep, tokenizer.sep_id)],
+    )
+    with atomic_path(folder / TOKENIZER_JSON) as tmp:
+        hf.save(str(tmp))
+    vocab = sorted(tokenizer.tokenizer.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+    with atomic_path(folder / VOCAB_TXT) as tmp:
+        tmp.write_text("".join(piece + "\n" for piece, _ in vocab), encoding="utf8")
+    write_json(folder / TOKENIZER_CONFIG, {"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase,
+                                           "strip_accents": None, "tokenize_chinese_chars": True,
+                                           "model_max_length": 512, **tokenizer.specials})
+    write_json(folder / SPECIAL_TOKENS_MAP, dict(tokenizer.specials))
