@@ -356,7 +356,7 @@ class _Runner:
                 loss = mlm_mean + (out["nsp"] if s.nsp else 0.0)
                 scaled = loss / s.gradient_accumulation
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-                window["loss"] += float(loss) / s.gradient_accumulation
+                window["loss"] += float(loss.detach()) / s.gradient_accumulation
                 window["mlm"] += float(out["mlm"])
                 window["n_masked"] += float(out["n_masked"])
                 if s.nsp:

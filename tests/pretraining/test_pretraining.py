@@ -1,0 +1,236 @@
+"""Pretraining: masks, NSP pairs, export parity, resume, torchrun, bad input."""
+import collections
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from thinc.api import Config
+
+from spacy_bert_cls.checkpoint.hf import save_pretraining_checkpoint
+from spacy_bert_cls.errors import DataError
+from spacy_bert_cls.pretraining.data import iter_documents
+from spacy_bert_cls.pretraining.fill_mask import fill_mask
+from spacy_bert_cls.pretraining.instances import IS_NEXT, RANDOM_NEXT, InstanceStream
+from spacy_bert_cls.pretraining.masking import mask_pieces, step_generator
+from spacy_bert_cls.pretraining.train import latest_checkpoint, pretrain
+from spacy_bert_cls.pytorch import BertConfig
+from spacy_bert_cls.pytorch.heads import BertForPreTraining
+from spacy_bert_cls.tokenization import load_piece_tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = ROOT / "corpus" / "raw" / "pretrain.txt"
+TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+              "max_position_embeddings": 64}
+
+
+def _batch(seed=0, rows=64, cols=128):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(10, 1000, (rows, cols), generator=g)
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    maskable[:, 0] = maskable[:, -1] = False
+    maskable[: rows // 4, cols // 2:] = False  # padding
+    return ids, maskable
+
+
+def _mask(ids, maskable, step=0, continuation=None):
+    return mask_pieces(ids, maskable, mask_id=4, random_ids=torch.arange(10, 1000),
+                       generator=step_generator(0, step), continuation=continuation)
+
+
+def test_masking_rates_and_specials():
+    ids, maskable = _batch()
+    masked = _mask(ids, maskable)
+    selected = torch.zeros_like(maskable)
+    selected[masked.positions[:, 0], masked.positions[:, 1]] = True
+    assert not (selected & ~maskable).any(), "a special or padding position was masked"
+    assert abs(selected.sum().item() / maskable.sum().item() - 0.15) < 0.01
+    as_mask = (masked.input_ids[selected] == 4).float().mean().item()
+    unchanged = (masked.input_ids[selected] == ids[selected]).float().mean().item()
+    assert abs(as_mask - 0.8) < 0.03 and abs(unchanged - 0.1) < 0.03
+    assert torch.equal(masked.labels, ids[selected])
+    assert torch.equal(masked.input_ids[~selected], ids[~selected])
+
+
+def test_fixed_seed_gives_the_same_masks_and_steps_differ():
+    ids, maskable = _batch()
+    a, b, c = _mask(ids, maskable, 3), _mask(ids, maskable, 3), _mask(ids, maskable, 4)
+    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.positions, b.positions)
+    assert not torch.equal(a.positions, c.positions)
+
+
+def test_whole_word_masking_takes_whole_words():
+    ids, maskable = _batch()
+    continuation = torch.rand(ids.shape, generator=torch.Generator().manual_seed(1)) < 0.3
+    masked = _mask(ids, maskable, continuation=continuation)
+    selected = torch.zeros_like(maskable)
+    selected[masked.positions[:, 0], masked.positions[:, 1]] = True
+    word_start = maskable & ~continuation
+    word_id = torch.cumsum(word_start.long(), 1)
+    for row in range(ids.shape[0]):
+        for word in word_id[row][selected[row]].unique().tolist():
+            pieces = (word_id[row] == word) & maskable[row]
+            assert selected[row][pieces].all()
+    assert abs(selected.sum().item() / maskable.sum().item() - 0.15) < 0.03
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_checkpoint):
+    return load_piece_tokenizer(tiny_checkpoint)
+
+
+def test_nsp_pairs_are_balanced_and_well_formed(tokenizer):
+    stream = InstanceStream(RAW, tokenizer, max_length=64, nsp=True, seed=0, epochs=1)
+    instances = list(stream)
+    labels = collections.Counter(x.nsp_label for x in instances)
+    assert abs(labels[IS_NEXT] / len(instances) - 0.5) < 0.06 and labels[RANDOM_NEXT] > 0
+    for x in instances:
+        assert len(x.ids) <= 64 and x.ids[0] == tokenizer.cls_id and x.ids[-1] == tokenizer.sep_id
+        assert x.ids.count(tokenizer.sep_id) >= 2
+        first_b = x.type_ids.index(1)
+        assert x.ids[first_b - 1] == tokenizer.sep_id
+    again = list(InstanceStream(RAW, tokenizer, max_length=64, nsp=True, seed=0, epochs=1))
+    assert [x.ids for x in again] == [x.ids for x in instances]
+
+
+def test_without_nsp_sequences_are_packed_full(tokenizer):
+    instances = list(InstanceStream(RAW, tokenizer, max_length=64, nsp=False, seed=0, epochs=1))
+    assert all(len(x.ids) == 64 for x in instances[:-1])
+
+
+def test_shards_split_the_documents(tokenizer, tmp_path):
+    raw = tmp_path / "raw.txt"
+    raw.write_text("".join(f"document {i} first line .\nand second line {i} .\n\n" for i in range(10)))
+    docs = [InstanceStream(raw, tokenizer, max_length=64, nsp=False, seed=0, rank=r, world_size=2).documents()
+            for r in (0, 1)]
+    counts = [len(list(d)) for d in docs]
+    assert counts == [5, 5]
+
+
+def test_export_matches_transformers(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = BertConfig(vocab_size=60, **TINY_MODEL)
+    torch.manual_seed(0)
+    ours = BertForPreTraining(config).eval()
+    save_pretraining_checkpoint(tmp_path, config, ours.state_dict())
+    hf = transformers.BertForPreTraining.from_pretrained(str(tmp_path)).eval()
+    ids = torch.randint(5, 60, (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1
+    with torch.no_grad():
+        mlm, nsp = ours(ids, mask, types)
+        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    real = mask.bool()
+    assert (mlm[real] - expected.prediction_logits[real]).abs().max() < 1e-4
+    assert (nsp - expected.seq_relationship_logits).abs().max() < 1e-4
+
+
+def _config(**training):
+    config = Config().from_disk(ROOT / "configs" / "pretrain.cfg")
+    config["paths"]["raw"] = str(RAW)
+    config["paths"]["dev"] = str(RAW)
+    config["model"].update(TINY_MODEL)
+    config["tokenizer"]["vocab_size"] = 800
+    config["objective"]["max_length"] = 64
+    config["training"].update({"max_steps": 12, "batch_size": 8, "warmup_steps": 3, "log_every": 4,
+                               "eval_every": 6, "eval_batches": 2, "checkpoint_every": 4,
+                               "keep_checkpoints": 5, **training})
+    return config
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    torch.set_num_threads(1)
+    import shutil
+
+    straight = pretrain(_config(), tmp_path / "straight")
+    interrupted = tmp_path / "interrupted"
+    # tokenizers' WordPiece trainer breaks ties differently from run to run: a run keeps
+    # its vocabulary in OUTPUT/vocab (resumes reuse it); here both runs share one.
+    shutil.copytree(tmp_path / "straight" / "vocab", interrupted / "vocab")
+    pretrain(_config(max_steps=12, checkpoint_every=4), interrupted)
+    # Simulate a crash after step 8: drop what came later, then resume.
+
+    shutil.rmtree(interrupted / "model-last")
+    shutil.rmtree(interrupted / "checkpoint-00000012")
+    assert latest_checkpoint(interrupted).name == "checkpoint-00000008"
+    resumed = pretrain(_config(), interrupted, resume=True)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log = (tmp_path / "straight" / "log.csv").read_text()
+    assert "eval" in log and "mlm_perplexity" in log
+    assert (tmp_path / "straight" / "curves.png").stat().st_size > 0 or pytest.importorskip("matplotlib")
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    pretrain(_config(max_steps=4), tmp_path / "run")
+    with pytest.raises(ValueError, match="--resume"):
+        pretrain(_config(max_steps=4), tmp_path / "run")
+
+
+def test_continue_from_a_checkpoint_without_mlm_head_and_fill_mask(tiny_checkpoint, tmp_path):
+    config = Config().from_disk(ROOT / "configs" / "pretrain_continue.cfg")
+    config["paths"].update({"raw": str(RAW), "dev": str(RAW), "bert": str(tiny_checkpoint)})
+    config["training"].update({"max_steps": 4, "batch_size": 4, "log_every": 2, "eval_every": 4,
+                               "eval_batches": 1, "checkpoint_every": 4})
+    config["objective"]["max_length"] = 32
+    out = pretrain(config, tmp_path / "cont")
+    assert "cls.predictions.bias" in _weights(out)
+    results = fill_mask(out, "the film was [MASK] .", top_k=3)
+    assert len(results) == 1 and len(results[0]) == 3
+    assert all(0.0 <= r["score"] <= 1.0 for r in results[0])
+    with pytest.raises(Exception, match="masked-LM head"):
+        fill_mask(tiny_checkpoint, "the [MASK]")
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [(b"", "no text in the file"), (b"\n\n  \n", "no text"), (b"good line\n\xff\xfe bad\n", r":2: not UTF-8"),
+     (b'{"text": "a"}\n{"text": 3}\n', r":2: expected an object with a string \"text\""),
+     (b'{"text": "a"}\n{oops\n', r":2: invalid JSON")],
+    ids=["empty", "blank", "not-utf8", "no-text", "bad-json"],
+)
+def test_bad_raw_files(tmp_path, content, message):
+    path = tmp_path / ("raw.jsonl" if b"{" in content else "raw.txt")
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        list(iter_documents(path))
+
+
+def test_huge_line_is_refused_with_its_line_number(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text("short\n" + "x" * 2000 + "\n")
+    with pytest.raises(DataError, match=r"raw\.txt:2: line of 2,000 characters"):
+        list(iter_documents(path, max_line_chars=1000))
+
+
+def test_config_errors_name_the_setting(tmp_path):
+    with pytest.raises(ValueError, match=r"\[paths\] raw is not set"):
+        pretrain(Config().from_disk(ROOT / "configs" / "pretrain.cfg"), tmp_path / "x")
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) in \[training\]: bogus"):
+        pretrain(_config(bogus=1), tmp_path / "y")
+    with pytest.raises(ValueError, match=r"\[training\] batch_size must be int"):
+        pretrain(_config(batch_size="8"), tmp_path / "z")
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    pytest.importorskip("torch.distributed.run")
+    config = tmp_path / "pretrain.cfg"
+    _config(max_steps=4, checkpoint_every=4, eval_every=4).to_disk(config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "spacy_bert_cls", "pretrain", str(config), str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "out" / "model-last" / "model.safetensors").is_file()
