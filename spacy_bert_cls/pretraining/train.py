@@ -356,13 +356,14 @@ class _Runner:
                 loss = mlm_mean + (out["nsp"] if s.nsp else 0.0)
                 scaled = loss / s.gradient_accumulation
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+                values = {k: float(v.detach()) for k, v in out.items()}
                 window["loss"] += float(loss.detach()) / s.gradient_accumulation
-                window["mlm"] += float(out["mlm"])
-                window["n_masked"] += float(out["n_masked"])
+                window["mlm"] += values["mlm"]
+                window["n_masked"] += values["n_masked"]
                 if s.nsp:
-                    window["nsp"] += float(out["nsp"]) / s.gradient_accumulation
-                    window["nsp_right"] += float(out["nsp_right"])
-                    window["n_pairs"] += float(out["n_pairs"])
+                    window["nsp"] += values["nsp"] / s.gradient_accumulation
+                    window["nsp_right"] += values["nsp_right"]
+                    window["n_pairs"] += values["n_pairs"]
                 window["pieces"] += batch.n_pieces
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
