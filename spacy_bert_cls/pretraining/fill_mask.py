@@ -4,10 +4,9 @@ from typing import Dict, List, Union
 
 import torch
 
-from ..checkpoint.hf import heads_to_ours, load_bert_checkpoint
 from ..errors import CheckpointError
-from ..pytorch.heads import BertForPreTraining
 from ..tokenization import load_piece_tokenizer
+from .model import load_pretraining_model
 
 
 class FillMask:
@@ -15,14 +14,11 @@ class FillMask:
 
     def __init__(self, model_dir: Union[str, Path]) -> None:
         model_dir = Path(model_dir)
-        config, encoder, heads = load_bert_checkpoint(model_dir)
-        found = heads_to_ours(heads, config, encoder["embeddings.piece_embeddings.weight"], model_dir)
-        if "mlm" not in found:
+        model, config, heads = load_pretraining_model(model_dir)
+        if "mlm" not in heads:
             raise CheckpointError(model_dir, "no masked-LM head (cls.predictions.*): fill-mask needs a "
                                              "checkpoint saved from pretraining")
-        self.model = BertForPreTraining(config).eval()
-        self.model.bert.load_state_dict(encoder, strict=False)
-        self.model.mlm.load_state_dict({k.split(".", 1)[1]: v for k, v in found["mlm"].items()})
+        self.model = model.eval()
         self.tokenizer = load_piece_tokenizer(model_dir)
         self.max_length = config.max_position_embeddings
 

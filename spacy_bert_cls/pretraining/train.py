@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from thinc.api import Config
 
-from ..checkpoint.hf import heads_to_ours, load_bert_checkpoint, save_pretraining_checkpoint
+from ..checkpoint.hf import save_pretraining_checkpoint
 from ..checkpoint.io import atomic_path
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
@@ -31,6 +31,7 @@ from ..tokenization.wordpiece import (SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG, TOKE
 from .data import iter_paragraphs
 from .instances import (NO_NSP, Batch, InstanceStream, continuation_table, iter_batches, special_ids)
 from .masking import mask_pieces, step_generator
+from .model import load_pretraining_model
 
 logger = logging.getLogger(__name__)
 
@@ -223,22 +224,13 @@ def _model(settings: Settings, source: Optional[Path], tokenizer: PieceTokenizer
                  "pad_token_id": tokenizer.pad_id}
         config = BertConfig.from_dict(sizes)
         return BertForPreTraining(config), config
-    config, encoder, heads = load_bert_checkpoint(source)
+    model, config, _ = load_pretraining_model(source)
     if tokenizer.vocab_size != config.vocab_size:
         raise CheckpointError(source, f"the tokenizer has {tokenizer.vocab_size} entries but vocab_size is "
                                       f"{config.vocab_size}")
     if settings.max_length > config.max_position_embeddings:
         raise ValueError(f"[objective] max_length {settings.max_length} is over the checkpoint's "
                          f"max_position_embeddings ({config.max_position_embeddings})")
-    model = BertForPreTraining(config)
-    model.bert.load_state_dict(encoder, strict=False)
-    found = heads_to_ours(heads, config, encoder["embeddings.piece_embeddings.weight"], source)
-    for head in ("mlm", "nsp"):
-        if head in found:
-            getattr(model, head).load_state_dict({k.split(".", 1)[1]: v for k, v in found[head].items()})
-        else:
-            logger.info("%s has no %s head: it starts fresh (the MLM decoder is the word embeddings)",
-                        source, head.upper())
     return model, config
 
 

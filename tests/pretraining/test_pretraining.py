@@ -234,3 +234,36 @@ def test_torchrun_two_processes_gloo(tmp_path):
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "out" / "model-last" / "model.safetensors").is_file()
+
+
+def test_model_last_loads_in_transformers_with_the_same_logits(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_every=2), tmp_path / "run")
+    hf = transformers.BertForPreTraining.from_pretrained(str(out)).eval()
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(out))
+    ours_tokenizer = load_piece_tokenizer(out)
+    text = "The river rose by sixty centimetres after the [MASK] rain."
+    batch = hf_tokenizer(text, return_tensors="pt")
+    ids, _ = ours_tokenizer.encode_batch([text])[0]
+    assert batch["input_ids"][0].tolist() == [ours_tokenizer.cls_id] + ids.tolist() + [ours_tokenizer.sep_id]
+    from spacy_bert_cls.pretraining.fill_mask import FillMask
+
+    ours = FillMask(out).model
+    with torch.no_grad():
+        mlm, nsp = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        expected = hf(**batch)
+    assert (mlm - expected.prediction_logits).abs().max() < 1e-4
+    assert (nsp - expected.seq_relationship_logits).abs().max() < 1e-4
+
+
+def test_fill_mask_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_bert_cls.cli import app
+
+    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_every=2), tmp_path / "run")
+    result = CliRunner().invoke(app, ["fill-mask", str(out), "the [MASK] was cold .", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert "[MASK] 1:" in result.output
+    result = CliRunner().invoke(app, ["fill-mask", str(out), "no mask here"])
+    assert result.exit_code == 1 and "no [MASK]" in result.output
