@@ -92,5 +92,26 @@ def fill_mask_cli(
         msg.text(f"[MASK] {i}: " + ", ".join(f"{c['token']} ({c['score']:.3f})" for c in candidates))
 
 
+@app.command("convert")
+def convert_cli(
+    input_path: Path = typer.Argument(..., help="JSONL text classification, CoNLL NER, or raw text"),
+    output_path: Path = typer.Argument(..., help="The .spacy file to write (.txt for raw text)"),
+    format: str = typer.Option("auto", "--format", "-f", help="auto, jsonl, conll or raw"),
+    labels_from: Path = typer.Option(None, "--labels-from", help="Allow only this training file's labels"),
+    lang: str = typer.Option("en", "--lang", help="Language of the tokenizer (JSONL)"),
+    scheme: str = typer.Option("iob2", "--scheme", help="iob2 (strict) or any (IOB1, BILUO, IOBES)"),
+) -> None:
+    """Convert a data file to .spacy (or raw text to pretraining input), checking every line."""
+    from ..convert import convert
+    from ..errors import DataError
+
+    try:
+        summary = convert(input_path, output_path, format=format, lang=lang, labels_from=labels_from, scheme=scheme)
+    except (DataError, ValueError) as err:
+        msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
+    what = f"{summary['examples']} examples" if "examples" in summary else f"{summary['documents']} documents"
+    msg.good(f"{input_path} -> {output_path}: {what}" + (f", labels {summary['labels']}" if summary.get("labels") else ""))
+
+
 def main() -> None:
     app()

@@ -1,0 +1,131 @@
+"""Convert data files for training: JSONL text classification and CoNLL NER to `.spacy`,
+raw text to pretraining input. Everything is checked first; malformed input stops with
+the file, the line and what is wrong, and no output is written (the output appears
+only once it is complete)."""
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+
+from .checkpoint.io import atomic_path
+from .corpus import (
+    _conll_fields,
+    _iter_lines,
+    collect_textcat_labels,
+    read_conll,
+    read_textcat_jsonl,
+    resolve_format,
+    tags_to_spans,
+)
+from .errors import DataError
+from .pretraining.data import iter_documents
+
+SCHEMES = ("iob2", "any")
+
+
+def convert(input_path: Union[str, Path], output_path: Union[str, Path], *, format: str = "auto",
+            lang: str = "en", labels_from: Optional[Union[str, Path]] = None, scheme: str = "iob2") -> Dict:
+    """Convert one file. RETURNS a summary (examples, labels, output).
+
+    format: "auto" (by extension), "jsonl" (text classification), "conll" (NER), "raw"
+        (pretraining text: .txt or JSONL {"text"} to .txt).
+    labels_from: a training file whose labels are the only ones allowed here (convert dev
+        and test files against train: a label train never saw is an error).
+    scheme: "iob2" (an I- tag must continue a B-/I- of its label) or "any" (IOB1, IOB2,
+        BILUO and IOBES read as spaCy's converter would).
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if not input_path.is_file():
+        raise DataError(input_path, None, "no such file")
+    if format == "raw":
+        return _convert_raw(input_path, output_path)
+    fmt = resolve_format(input_path, format)
+    nlp = spacy.blank(lang)
+    allowed = _allowed_labels(labels_from, fmt) if labels_from is not None else None
+    if fmt == "jsonl":
+        docs, labels = _textcat_docs(nlp, input_path, allowed)
+    elif fmt == "conll":
+        docs, labels = _ner_docs(nlp, input_path, allowed, scheme)
+    else:
+        raise ValueError(f"{input_path}: already a .spacy file")
+    with atomic_path(output_path) as tmp:
+        DocBin(docs=docs, store_user_data=True).to_disk(tmp)
+    return {"input": str(input_path), "output": str(output_path), "examples": len(docs), "labels": labels}
+
+
+def _allowed_labels(path: Union[str, Path], fmt: str) -> List[str]:
+    path = Path(path)
+    if fmt == "jsonl":
+        return collect_textcat_labels(path)
+    return sorted({label for _, tags in read_conll(path) for _, _, label in tags_to_spans(tags)})
+
+
+def _textcat_docs(nlp, path: Path, allowed: Optional[Sequence[str]]):
+    labels = list(allowed) if allowed is not None else collect_textcat_labels(path)
+    docs = []
+    for text, cats in read_textcat_jsonl(path, labels=labels):
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        docs.append(doc)
+    return docs, labels
+
+
+def _ner_docs(nlp, path: Path, allowed: Optional[Sequence[str]], scheme: str):
+    if scheme == "iob2":
+        check_iob2(path)
+    docs, labels = [], set()
+    for words, tags in read_conll(path):
+        doc = Doc(nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
+        spans = tags_to_spans(tags)
+        doc.ents = [Span(doc, start, end, label=label) for start, end, label in spans]
+        labels.update(label for _, _, label in spans)
+        docs.append(doc)
+    if allowed is not None:
+        unknown = sorted(labels - set(allowed))
+        if unknown:
+            where = _first_line_with_label(path, unknown[0])
+            raise DataError(path, where, f"entity label(s) {unknown} do not occur in the training data "
+                                         f"({', '.join(allowed)})")
+    return docs, sorted(labels)
+
+
+def check_iob2(path: Path) -> None:
+    """An I- tag must continue a B- or I- tag of the same label (IOB2), line by line."""
+    previous = "O"
+    for number, line in _iter_lines(path):
+        fields = _conll_fields(line)
+        if not fields or fields[0] == "-DOCSTART-":
+            previous = "O"
+            continue
+        tag = fields[-1]
+        if len(fields) < 2:
+            continue  # read_conll reports it, with its line
+        if tag[:2] not in ("B-", "I-") and tag != "O":
+            raise DataError(path, number, f"tag {tag!r} is not IOB2 (O, B-X, I-X); convert with "
+                                          f"scheme 'any' for IOB1, BILUO or IOBES files")
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            raise DataError(path, number, f"bad IOB sequence: {tag!r} after {previous!r} "
+                                          f"(an I- tag must continue a B- or I- of its label)")
+        previous = tag
+
+
+def _first_line_with_label(path: Path, label: str) -> Optional[int]:
+    for number, line in _iter_lines(path):
+        fields = _conll_fields(line)
+        if len(fields) >= 2 and fields[-1][2:] == label:
+            return number
+    return None
+
+
+def _convert_raw(path: Path, output: Path) -> Dict:
+    """Raw text (.txt or JSONL) -> .txt: a paragraph a line, a blank line between documents."""
+    documents = 0
+    with atomic_path(output) as tmp:
+        with tmp.open("w", encoding="utf8") as file_:
+            for _, paragraphs in iter_documents(path):
+                file_.write("\n".join(paragraphs) + "\n\n")
+                documents += 1
+    return {"input": str(path), "output": str(output), "documents": documents}

@@ -1,0 +1,77 @@
+"""The convert command: every converter error names the file and line, and writes nothing."""
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_bert_cls.cli import app
+from spacy_bert_cls.convert import convert
+from spacy_bert_cls.errors import DataError
+
+TRAIN_JSONL = '{"text": "good film", "label": "pos"}\n{"text": "bad film", "label": "neg"}\n'
+TRAIN_CONLL = "John\tB-PER\nvisited\tO\nParis\tB-LOC\n\nHi\tO\n"
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf8"))
+    return path
+
+
+def test_converts_textcat_and_ner(tmp_path):
+    out = tmp_path / "tc.spacy"
+    summary = convert(_write(tmp_path, "t.jsonl", TRAIN_JSONL), out)
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    assert summary["examples"] == 2 and docs[0].cats == {"neg": 0.0, "pos": 1.0}
+    out = tmp_path / "ner.spacy"
+    convert(_write(tmp_path, "t.conll", TRAIN_CONLL), out)
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("John", "PER"), ("Paris", "LOC")]
+
+
+def test_converts_raw_text(tmp_path):
+    out = tmp_path / "raw.txt"
+    convert(_write(tmp_path, "r.jsonl", '{"text": "one\\ntwo"}\n{"text": "three"}\n'), out, format="raw")
+    assert out.read_text() == "one\ntwo\n\nthree\n\n"
+
+
+@pytest.mark.parametrize(
+    "name,content,message,kwargs",
+    [
+        ("a.conll", "John\tB-PER\nvisited\n", r"a\.conll:2: only one column", {}),
+        ("b.conll", "John\tB-PER\nSmith\tI-LOC\n", r"b\.conll:2: bad IOB sequence: 'I-LOC' after 'B-PER'", {}),
+        ("c.conll", "the\tO\nSmith\tI-PER\n", r"c\.conll:2: bad IOB sequence", {}),
+        ("d.jsonl", '{"text": "ok", "label": "pos"}\n{"text": "x", "label": \n', r"d\.jsonl:2: invalid JSON", {}),
+        ("e.jsonl", '{"label": "pos"}\n', r"e\.jsonl:1: .*text", {}),
+        ("f.jsonl", '{"text": "ok"}\n', r"f\.jsonl:1: .*label", {}),
+        ("g.jsonl", '{"text": "ok", "label": "neutral"}\n', r"g\.jsonl:1: .*neutral", {"labels_from": "train.jsonl"}),
+        ("h.conll", "Rome\tB-CITY\n", r"h\.conll:1: entity label\(s\) \['CITY'\] do not occur in the training data",
+         {"labels_from": "train.conll"}),
+        ("i.jsonl", "", r"i\.jsonl: .*(empty|no examples)", {}),
+        ("j.conll", "\n\n", r"j\.conll: .*(empty|no examples|no token)", {}),
+        ("k.jsonl", b'{"text": "caf\xe9", "label": "pos"}\n', r"k\.jsonl:1: .*UTF-8", {}),
+        ("l.conll", b"John\tB-PER\n\xff\tO\n", r"l\.conll:2: .*UTF-8", {}),
+        ("m.txt", b"", r"m\.txt: no text", {"format": "raw"}),
+    ],
+    ids=["columns", "iob-type", "iob-start", "json", "no-text", "no-label", "unknown-label", "unknown-entity",
+         "empty-jsonl", "empty-conll", "utf8-jsonl", "utf8-conll", "empty-raw"],
+)
+def test_converter_errors_leave_nothing_behind(tmp_path, name, content, message, kwargs):
+    _write(tmp_path, "train.jsonl", TRAIN_JSONL)
+    _write(tmp_path, "train.conll", TRAIN_CONLL)
+    if "labels_from" in kwargs:
+        kwargs = {**kwargs, "labels_from": tmp_path / kwargs["labels_from"]}
+    out = tmp_path / "out" / "result.spacy"
+    with pytest.raises(DataError, match=message):
+        convert(_write(tmp_path, name, content), out, **kwargs)
+    assert not out.exists()
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_convert_command_reports_and_exits_1(tmp_path):
+    bad = _write(tmp_path, "bad.conll", "John\tB-PER\nSmith\tI-LOC\n")
+    result = CliRunner().invoke(app, ["convert", str(bad), str(tmp_path / "o.spacy")])
+    assert result.exit_code == 1 and "bad.conll:2" in result.output.replace("\n", "")
+    good = _write(tmp_path, "good.conll", TRAIN_CONLL)
+    result = CliRunner().invoke(app, ["convert", str(good), str(tmp_path / "o.spacy")])
+    assert result.exit_code == 0 and (tmp_path / "o.spacy").is_file()
