@@ -20,7 +20,7 @@ run() {  # name config train dev test
         --paths.bert "$bert" --training.max_steps "$steps" --training.eval_frequency 200 \
         2>&1 | tee "$out/$name/train.log"
     local minutes=$(( (SECONDS - start) / 60 ))
-    python benchmarks/evaluate.py "$out/$name/model-best" "$test" --output "$out/$name/test.json"
+    spacy-bert-cls evaluate "$out/$name/model-best" "$test" --output "$out/$name/test.json"
     echo "$name: $steps steps, $minutes min of training (with evaluations); test scores in $out/$name/test.json"
 }
 

@@ -47,20 +47,6 @@ def run(command, log: Path) -> None:
                        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 
 
-def size_overrides(folder: Path, config: Config) -> Config:
-    """Set [components.bert.model] to a checkpoint's sizes (windows within its positions)."""
-    from spacy_bert_cls.checkpoint.hf import read_hf_config
-
-    found = read_hf_config(folder)
-    model = config["components"]["bert"]["model"]
-    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size", "hidden_act", "layer_norm_eps", "pad_token_id"):
-        model[key] = getattr(found, key)
-    model["window_size"] = min(model["window_size"], found.max_position_embeddings)
-    model["stride"] = min(model["stride"], model["window_size"] - 2)
-    return config
-
-
 def write_ner_text(conll: Path, output: Path) -> None:
     """A sentence a line, a blank line after each (each tweet is its own document)."""
     lines, words = [], []
@@ -119,12 +105,14 @@ def main() -> None:
     summary["fill_mask"] = {text: [c["token"] for c in filler(text, top_k=5)[0]] for text in FILL_MASK}
 
     # 3. rotten_tomatoes: pretrained vs random weights, same architecture and vocabulary.
-    base = Config().from_disk(ROOT / "configs" / "bert_textcat.cfg", interpolate=False)
+    from spacy_bert_cls.checkpoint.hf import fit_config
+
     for name, weights in (("pretrained", True), ("random", False)):
-        config = size_overrides(scratch / "model-last", Config().from_str(base.to_str(), interpolate=False))
-        config["initialize"]["components"]["bert"]["loader"]["weights"] = weights
         path = out / f"bert_textcat_{name}.cfg"
-        config.to_disk(path)
+        fit_config(ROOT / "configs" / "bert_textcat.cfg", scratch / "model-last", path)
+        config = Config().from_disk(path, interpolate=False)
+        config["initialize"]["components"]["bert"]["loader"]["weights"] = weights
+        config.to_disk(path, interpolate=False)
         results = out / f"rotten_tomatoes_{name}"
         if not (results / "ours" / "rotten_tomatoes" / "test.predictions.jsonl").is_file():
             run([python, ACCURACY / "run_spacy.py", "ours", "rotten_tomatoes", "--config", path,

@@ -24,8 +24,9 @@ from .pretraining.data import iter_documents
 SCHEMES = ("iob2", "any")
 
 
-def convert(input_path: Union[str, Path], output_path: Union[str, Path], *, format: str = "auto",
-            lang: str = "en", labels_from: Optional[Union[str, Path]] = None, scheme: str = "iob2") -> Dict:
+def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_path: Union[str, Path], *,
+            format: str = "auto", lang: str = "en",
+            labels_from: Optional[Union[str, Path, Sequence[Union[str, Path]]]] = None, scheme: str = "iob2") -> Dict:
     """Convert one file. RETURNS a summary (examples, labels, output).
 
     format: "auto" (by extension), "jsonl" (text classification), "conll" (NER), "raw"
@@ -35,25 +36,38 @@ def convert(input_path: Union[str, Path], output_path: Union[str, Path], *, form
     scheme: "iob2" (an I- tag must continue a B-/I- of its label) or "any" (IOB1, IOB2,
         BILUO and IOBES read as spaCy's converter would).
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    inputs = [Path(p) for p in ([input_path] if isinstance(input_path, (str, Path)) else input_path)]
+    references = [] if labels_from is None else [
+        Path(p) for p in ([labels_from] if isinstance(labels_from, (str, Path)) else labels_from)]
+    output_path = Path(output_path)
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    if not input_path.is_file():
-        raise DataError(input_path, None, "no such file")
+    for path in inputs + references:
+        if not path.is_file():
+            raise DataError(path, None, "no such file")
     if format == "raw":
-        return _convert_raw(input_path, output_path)
-    fmt = resolve_format(input_path, format)
+        if len(inputs) != 1:
+            raise ValueError("raw text converts one file at a time")
+        return _convert_raw(inputs[0], output_path)
     nlp = spacy.blank(lang)
-    allowed = _allowed_labels(labels_from, fmt) if labels_from is not None else None
-    if fmt == "jsonl":
-        docs, labels = _textcat_docs(nlp, input_path, allowed)
-    elif fmt == "conll":
-        docs, labels = _ner_docs(nlp, input_path, allowed, scheme)
-    else:
-        raise ValueError(f"{input_path}: already a .spacy file")
+    docs, labels = [], []
+    for path in inputs:
+        # Several inputs (a text classification file and an NER file) merge into one
+        # .spacy file: each doc keeps its own annotation, the other is missing.
+        fmt = resolve_format(path, format)
+        same_kind = [r for r in references if resolve_format(r, "auto") == fmt]
+        allowed = _allowed_labels(same_kind[0], fmt) if same_kind else None
+        if fmt == "jsonl":
+            file_docs, file_labels = _textcat_docs(nlp, path, allowed)
+        elif fmt == "conll":
+            file_docs, file_labels = _ner_docs(nlp, path, allowed, scheme)
+        else:
+            raise ValueError(f"{path}: already a .spacy file")
+        docs.extend(file_docs)
+        labels.extend(file_labels)
     with atomic_path(output_path) as tmp:
         DocBin(docs=docs, store_user_data=True).to_disk(tmp)
-    return {"input": str(input_path), "output": str(output_path), "examples": len(docs), "labels": labels}
+    return {"input": [str(p) for p in inputs], "output": str(output_path), "examples": len(docs), "labels": labels}
 
 
 def _allowed_labels(path: Union[str, Path], fmt: str) -> List[str]:

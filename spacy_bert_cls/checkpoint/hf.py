@@ -340,3 +340,35 @@ def save_pretraining_checkpoint(
                  **config.to_dict(), **(extra_config or {})}
     write_tensors(folder / "model.safetensors", tensors)
     write_json(folder / CONFIG_FILE, hf_config)
+
+
+def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], output: Union[str, Path],
+               component: str = "bert") -> List[str]:
+    """Write a copy of a training config whose `component` has `checkpoint`'s sizes and whose
+    paths.bert is `checkpoint` (windows shortened to its positions if needed).
+
+    RETURNS: the names of the settings that changed.
+    """
+    from thinc.api import Config
+
+    from .io import atomic_path
+
+    config = Config().from_disk(config_path, interpolate=False)
+    found = read_hf_config(checkpoint)
+    try:
+        model = config["components"][component]["model"]
+    except KeyError:
+        raise ValueError(f"{config_path}: no [components.{component}.model]") from None
+    changed = []
+    for name in SHAPE_FIELDS + BEHAVIOUR_FIELDS:
+        if model.get(name) != getattr(found, name):
+            model[name] = getattr(found, name)
+            changed.append(name)
+    if model.get("window_size", 0) > found.max_position_embeddings:
+        model["window_size"] = found.max_position_embeddings
+        model["stride"] = min(model.get("stride", found.max_position_embeddings), found.max_position_embeddings - 2)
+        changed.append("window_size")
+    config.setdefault("paths", {})["bert"] = str(checkpoint)
+    with atomic_path(Path(output)) as tmp:
+        config.to_disk(tmp, interpolate=False)
+    return changed

@@ -99,6 +99,10 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb") as file_:
             os.fsync(file_.fileno())
+        # mkstemp makes the file private (0600); give it the permissions a plain open would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -1,5 +1,6 @@
 """Thin typer commands: parse arguments, call a library function, print its result."""
 from pathlib import Path
+from typing import List
 
 import typer
 from wasabi import msg
@@ -94,10 +95,10 @@ def fill_mask_cli(
 
 @app.command("convert")
 def convert_cli(
-    input_path: Path = typer.Argument(..., help="JSONL text classification, CoNLL NER, or raw text"),
-    output_path: Path = typer.Argument(..., help="The .spacy file to write (.txt for raw text)"),
+    input_paths: List[Path] = typer.Argument(..., help="JSONL text classification and/or CoNLL NER files (merged), or one raw text file"),
+    output_path: Path = typer.Option(..., "--output", "-o", help="The .spacy file to write (.txt for raw text)"),
     format: str = typer.Option("auto", "--format", "-f", help="auto, jsonl, conll or raw"),
-    labels_from: Path = typer.Option(None, "--labels-from", help="Allow only this training file's labels"),
+    labels_from: List[Path] = typer.Option(None, "--labels-from", help="Allow only these training files' labels (one per kind)"),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer (JSONL)"),
     scheme: str = typer.Option("iob2", "--scheme", help="iob2 (strict) or any (IOB1, BILUO, IOBES)"),
 ) -> None:
@@ -106,11 +107,84 @@ def convert_cli(
     from ..errors import DataError
 
     try:
-        summary = convert(input_path, output_path, format=format, lang=lang, labels_from=labels_from, scheme=scheme)
+        summary = convert(input_paths, output_path, format=format, lang=lang, labels_from=labels_from or None,
+                          scheme=scheme)
     except (DataError, ValueError) as err:
         msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
     what = f"{summary['examples']} examples" if "examples" in summary else f"{summary['documents']} documents"
-    msg.good(f"{input_path} -> {output_path}: {what}" + (f", labels {summary['labels']}" if summary.get("labels") else ""))
+    names = ", ".join(str(p) for p in input_paths)
+    msg.good(f"{names} -> {output_path}: {what}" + (f", labels {summary['labels']}" if summary.get("labels") else ""))
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    pipeline: Path = typer.Argument(..., help="A trained pipeline folder"),
+    data: List[Path] = typer.Argument(..., help="Data files: .spacy, JSONL, CoNLL (several for a joint pipeline)"),
+    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
+    html: Path = typer.Option(None, "--html", help="HTML report to write"),
+    curves: Path = typer.Option(None, "--curves", help="A pretraining log.csv to plot in the report"),
+) -> None:
+    """Score a pipeline on data files; write the metrics JSON and an HTML report."""
+    from ..errors import DataError
+    from ..evaluate import evaluate, write_metrics, write_report
+
+    try:
+        result = evaluate(pipeline, data)
+    except (DataError, ValueError, OSError) as err:
+        msg.fail("Evaluation failed", str(err), exits=1)
+    for path, entry in result["files"].items():
+        shown = {k: v for k, v in entry["scores"].items() if isinstance(v, float)}
+        if "accuracy" in entry:
+            shown = {"accuracy": entry["accuracy"], **shown}
+        msg.info(f"{path}: {entry['n_examples']} examples")
+        msg.table([(k, f"{v:.4f}") for k, v in shown.items()])
+    if output:
+        write_metrics(result, output)
+        msg.good(f"Saved {output}")
+    if html:
+        write_report(result, html, curves)
+        msg.good(f"Saved {html}")
+
+
+@app.command("install-check")
+def install_check_cli(
+    wheel: Path = typer.Argument(..., help="The pipeline's wheel (spacy package --build wheel)"),
+    pipeline: Path = typer.Argument(..., help="The pipeline folder it was packaged from"),
+    data: List[Path] = typer.Argument(..., help="Data files whose texts are compared"),
+    venv: Path = typer.Option(None, "--venv", help="Where to make the fresh environment (default: a temporary folder)"),
+    package_source: str = typer.Option(None, "--package-source", help="What pip installs for spacy_bert_cls"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the summary JSON here"),
+) -> None:
+    """Install WHEEL in a fresh virtual environment, load it with no network, compare with PIPELINE."""
+    import json
+
+    from ..install_check import install_check
+
+    try:
+        summary = install_check(wheel, pipeline, data, venv=venv, package_source=package_source)
+    except (AssertionError, RuntimeError, FileNotFoundError, ValueError) as err:
+        msg.fail("install-check failed", str(err), exits=1)
+    msg.good(f"{wheel.name}: same cats and entities as {pipeline} on {summary['texts']} texts "
+             f"(install {summary['install_seconds']} s, load + predict {summary['load_and_predict_seconds']} s)")
+    if output:
+        output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
+
+
+@app.command("fit-config")
+def fit_config_cli(
+    config_path: Path = typer.Argument(..., help="A training config with a bert component"),
+    checkpoint: Path = typer.Argument(..., help="The HF BERT folder it should fine-tune"),
+    output: Path = typer.Option(..., "--output", "-o", help="The config to write"),
+    component: str = typer.Option("bert", help="The bert component's name"),
+) -> None:
+    """Write CONFIG with the bert component's sizes (and paths.bert) set to CHECKPOINT's."""
+    from ..checkpoint.hf import fit_config
+
+    try:
+        changed = fit_config(config_path, checkpoint, output, component)
+    except (CheckpointError, ValueError, KeyError) as err:
+        msg.fail("Cannot fit the config", str(err), exits=1)
+    msg.good(f"Saved {output}" + (f" ({', '.join(changed)} changed)" if changed else " (sizes already matched)"))
 
 
 def main() -> None:

@@ -1,0 +1,203 @@
+"""Evaluate a pipeline on data files: metrics JSON and an HTML report a person can open.
+
+The report: per-label precision, recall and F; accuracy and a confusion matrix picture for
+exclusive classes; entity P/R/F per type and examples rendered with displaCy (gold and
+predicted); the pretraining curves when a log.csv is given. Self-contained (images inline).
+"""
+import base64
+import csv
+import html
+import io
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import spacy
+from spacy import displacy
+from spacy.language import Language
+from spacy.training import Example
+
+from .checkpoint.io import atomic_path
+from .corpus import create_corpus_reader_v1
+
+PathLike = Union[str, Path]
+
+
+def _textcat(nlp: Language):
+    for name in nlp.pipe_names:
+        pipe = nlp.get_pipe(name)
+        if hasattr(pipe, "labels") and name.startswith(("textcat", "bert_textcat")):
+            return pipe
+    return None
+
+
+def _is_exclusive(pipe) -> bool:
+    from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
+
+    if hasattr(pipe, "exclusive"):
+        return pipe.exclusive
+    return not isinstance(pipe, MultiLabel_TextCategorizer)
+
+
+def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, examples_shown: int = 20) -> Dict:
+    """Score `pipeline` on each data file. RETURNS the metrics (and what the report needs)."""
+    nlp = spacy.load(pipeline) if not isinstance(pipeline, Language) else pipeline
+    textcat = _textcat(nlp)
+    labels = list(textcat.labels) if textcat is not None else None
+    result: Dict = {"pipeline": str(pipeline) if not isinstance(pipeline, Language) else nlp.meta.get("name"),
+                    "components": nlp.pipe_names, "files": {}}
+    for path in data:
+        path = Path(path)
+        examples = list(create_corpus_reader_v1(path, labels=labels)(nlp))
+        start = time.perf_counter()
+        docs = list(nlp.pipe(eg.predicted for eg in examples))
+        seconds = time.perf_counter() - start
+        scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+        scores = _score(nlp, scored)
+        entry = {"n_examples": len(examples), "seconds": round(seconds, 2),
+                 "words_per_second": round(sum(len(d) for d in docs) / max(seconds, 1e-9)), "scores": scores}
+        with_cats = [(eg.reference.cats, doc.cats) for eg, doc in zip(examples, docs) if eg.reference.cats]
+        if textcat is not None and with_cats and _is_exclusive(textcat):
+            confusion = {g: {p: 0 for p in labels} for g in labels}
+            right = 0
+            for gold, predicted in with_cats:
+                g, p = max(gold, key=gold.get), max(predicted, key=predicted.get)
+                confusion[g][p] += 1
+                right += g == p
+            entry["accuracy"] = right / len(with_cats)
+            entry["confusion"] = confusion
+        with_ents = [(eg, doc) for eg, doc in zip(examples, docs) if eg.reference.has_annotation("ENT_IOB")]
+        if with_ents and examples_shown:
+            entry["entity_examples"] = [_entity_example(eg, doc) for eg, doc in with_ents[:examples_shown]]
+        result["files"][str(path)] = entry
+    return result
+
+
+def _score(nlp: Language, examples: List[Example]) -> Dict:
+    scores: Dict = {}
+    for name, pipe in nlp.pipeline:
+        if hasattr(pipe, "score"):
+            scores.update(pipe.score(examples) or {})
+    return {k: v for k, v in scores.items() if not k.endswith("_loss")}
+
+
+def _entity_example(eg: Example, doc) -> Dict:
+    def spans(d):
+        return [{"start": e.start_char, "end": e.end_char, "label": e.label_,
+                 "confidence": getattr(e._, "confidence", None) if e.has_extension("confidence") else None}
+                for e in d.ents]
+
+    return {"text": doc.text, "gold": spans(eg.reference), "predicted": spans(doc)}
+
+
+def write_report(result: Dict, output: PathLike, curves: Optional[PathLike] = None) -> None:
+    """The HTML report of `evaluate`'s result; `curves`: a pretraining run's log.csv, plotted too."""
+    parts = [f"<h1>Evaluation of {html.escape(str(result['pipeline']))}</h1>",
+             f"<p>Components: {html.escape(', '.join(result['components']))}</p>"]
+    for path, entry in result["files"].items():
+        parts.append(f"<h2>{html.escape(Path(path).name)}</h2>")
+        parts.append(f"<p>{entry['n_examples']} examples, {entry['words_per_second']:,} words/s.</p>")
+        scores = entry["scores"]
+        headline = {k: v for k, v in scores.items() if isinstance(v, (int, float)) and v is not None}
+        if "accuracy" in entry:
+            headline = {"accuracy": entry["accuracy"], **headline}
+        parts.append(_table(["metric", "value"], [[k, _fmt(v)] for k, v in headline.items()]))
+        for key, title in (("cats_f_per_type", "Classes"), ("ents_per_type", "Entity types")):
+            per_type = scores.get(key)
+            if per_type:
+                parts.append(f"<h3>{title}: precision, recall, F</h3>")
+                parts.append(_table(["label", "precision", "recall", "F"],
+                                    [[label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"])] for label, v in per_type.items()]))
+        if "confusion" in entry:
+            parts.append("<h3>Confusion matrix (rows: gold, columns: predicted)</h3>")
+            parts.append(f'<img alt="confusion matrix" src="data:image/png;base64,{_confusion_png(entry["confusion"])}">')
+        if entry.get("entity_examples"):
+            parts.append("<h3>Entities: gold, then predicted (confidence in the label)</h3>")
+            for example in entry["entity_examples"]:
+                parts.append('<div class="example">' + _render(example["text"], example["gold"], "gold")
+                             + _render(example["text"], example["predicted"], "predicted") + "</div>")
+    if curves is not None and Path(curves).is_file():
+        parts.append("<h2>Pretraining curves</h2>")
+        parts.append(f'<img alt="pretraining curves" src="data:image/png;base64,{_curves_png(Path(curves))}">')
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>spacy_bert_cls evaluation</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}table{border-collapse:collapse;}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;}td:first-child{text-align:left;}"
+            ".example{border-bottom:1px solid #eee;margin:1em 0;}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+    with atomic_path(Path(output)) as tmp:
+        tmp.write_text(page, encoding="utf8")
+
+
+def _render(text: str, spans: List[Dict], title: str) -> str:
+    ents = [{"start": s["start"], "end": s["end"],
+             "label": s["label"] + (f" {s['confidence']:.2f}" if s.get("confidence") is not None else "")}
+            for s in spans]
+    markup = displacy.render({"text": text, "ents": ents, "title": None}, style="ent", manual=True, page=False)
+    return f"<p><b>{title}</b></p>{markup}"
+
+
+def _table(header: List[str], rows: List[List]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _png(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _confusion_png(confusion: Dict[str, Dict[str, int]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(confusion)
+    matrix = [[confusion[g][p] for p in labels] for g in labels]
+    size = max(3.0, 0.5 * len(labels) + 1.5)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=90)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("gold")
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            axes.text(j, i, str(count), ha="center", va="center", fontsize=8)
+    return _png(figure)
+
+
+def _curves_png(log_csv: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(log_csv.open(encoding="utf8")))
+    train = [r for r in rows if r["kind"] == "train"]
+    dev = [r for r in rows if r["kind"] == "eval"]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.plot([int(r["step"]) for r in train], [float(r["mlm_perplexity"]) for r in train], label="train")
+    axes.plot([int(r["step"]) for r in dev], [float(r["mlm_perplexity"]) for r in dev], "o-", label="dev")
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("MLM perplexity")
+    axes.legend()
+    return _png(figure)
+
+
+def write_metrics(result: Dict, output: PathLike) -> None:
+    slim = {"pipeline": result["pipeline"], "files": {
+        path: {k: v for k, v in entry.items() if k != "entity_examples"} for path, entry in result["files"].items()}}
+    with atomic_path(Path(output)) as tmp:
+        tmp.write_text(json.dumps(slim, indent=2) + "\n", encoding="utf8")
