@@ -34,8 +34,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
-        # The PNG plot of the pretraining curves.
-        "pretrain": ["matplotlib>=3.5"],
+        # The project workflow: plots (pretraining curves, the evaluation report's
+        # confusion matrix) and building pipeline wheels (spacy package --build wheel).
+        "project": ["matplotlib>=3.5", "build>=1.0"],
         # The anchors, for parity tests and benchmarks only: never imported at run time.
         "anchors": ["transformers>=4.40,<4.54", "spacy-transformers>=1.3,<1.5"],
     },

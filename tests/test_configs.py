@@ -37,8 +37,8 @@ def _overrides(checkpoint, train_path, dev_path):
      ("bert_textcat_multilabel.cfg", "textcat_multilabel/train.jsonl", "textcat_multilabel/dev.jsonl"),
      ("bert_ner.cfg", "ner/train.conll", "ner/dev.conll"),
      ("bert_textcat_ner.cfg",
-      {"train_textcat": "textcat/train.jsonl", "train_ner": "ner/train.conll"},
-      {"dev_textcat": "textcat/dev.jsonl", "dev_ner": "ner/dev.conll"})],
+      {"train": "textcat/train.jsonl", "train_ner": "ner/train.conll"},
+      {"dev": "textcat/dev.jsonl", "dev_ner": "ner/dev.conll"})],
 )
 def test_config_trains_and_reloads(tiny_checkpoint, tmp_path, config, train_file, dev_file):
     if isinstance(train_file, dict):

@@ -70,8 +70,22 @@ def test_converter_errors_leave_nothing_behind(tmp_path, name, content, message,
 
 def test_convert_command_reports_and_exits_1(tmp_path):
     bad = _write(tmp_path, "bad.conll", "John\tB-PER\nSmith\tI-LOC\n")
-    result = CliRunner().invoke(app, ["convert", str(bad), str(tmp_path / "o.spacy")])
+    result = CliRunner().invoke(app, ["convert", str(bad), "--output", str(tmp_path / "o.spacy")])
     assert result.exit_code == 1 and "bad.conll:2" in result.output.replace("\n", "")
     good = _write(tmp_path, "good.conll", TRAIN_CONLL)
-    result = CliRunner().invoke(app, ["convert", str(good), str(tmp_path / "o.spacy")])
+    result = CliRunner().invoke(app, ["convert", str(good), "--output", str(tmp_path / "o.spacy")])
     assert result.exit_code == 0 and (tmp_path / "o.spacy").is_file()
+
+
+def test_textcat_and_ner_files_merge_into_one(tmp_path):
+    dev_jsonl = _write(tmp_path, "dev.jsonl", '{"text": "fine film", "label": "pos"}\n')
+    dev_conll = _write(tmp_path, "dev.conll", "Mary\tB-PER\n")
+    train_jsonl = _write(tmp_path, "train.jsonl", TRAIN_JSONL)
+    train_conll = _write(tmp_path, "train.conll", TRAIN_CONLL)
+    out = tmp_path / "dev.spacy"
+    result = CliRunner().invoke(app, ["convert", str(dev_jsonl), str(dev_conll), "--output", str(out),
+                                      "--labels-from", str(train_jsonl), "--labels-from", str(train_conll)])
+    assert result.exit_code == 0, result.output
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    assert docs[0].cats == {"neg": 0.0, "pos": 1.0} and not docs[0].has_annotation("ENT_IOB")
+    assert not docs[1].cats and [e.label_ for e in docs[1].ents] == ["PER"]

@@ -1,0 +1,58 @@
+"""The project workflow `all`, small: every step runs (convert -> train -> evaluate -> package ->
+install-check in a fresh virtual environment), so a broken step fails CI."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import TINY_SIZES, tiny_vocab, write_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    copy = tmp_path_factory.mktemp("project") / "project"
+    ignore = shutil.ignore_patterns(".git", "training", "metrics", "packages", "assets", "converted",
+                                    "__pycache__", "*.egg-info", "results", ".pytest_cache", "project.lock")
+    shutil.copytree(ROOT, copy, ignore=ignore)
+    checkpoint = write_tiny_checkpoint(copy / "assets" / "tiny")
+    # The tiny encoder's sizes, written into the configs the workflow trains.
+    for name in ("bert_textcat_ner.cfg",):
+        subprocess.run([sys.executable, "-m", "spacy_bert_cls", "fit-config", str(copy / "configs" / name),
+                        str(checkpoint), "--output", str(copy / "configs" / name)], check=True)
+    return copy
+
+
+def _run(project, *args, timeout=900):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    step, *overrides = args
+    return subprocess.run([sys.executable, "-m", "spacy", "project", "run", step, str(project), *overrides],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=project)
+
+
+def test_workflow_all_small(project):
+    tiny = ["--vars.bert", "assets/tiny", "--vars.train_steps", "4", "--vars.eval_frequency", "2",
+            "--vars.warmup_steps", "1", "--vars.package_name", "bert_ci"]
+    for step in ("convert", "train", "evaluate", "package", "install-check"):
+        result = _run(project, step, *tiny)
+        assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    metrics = json.loads((project / "metrics" / "bert_textcat_ner.json").read_text())
+    scores = next(iter(metrics["files"].values()))["scores"]
+    assert "cats_score" in scores and "ents_f" in scores
+    report = (project / "metrics" / "bert_textcat_ner.html").read_text()
+    assert "<html" in report and "Confusion matrix" in report and "displacy" in report.lower() or "entities" in report
+    check = json.loads((project / "metrics" / "install-check.json").read_text())
+    assert check["mismatches"] == 0 and check["texts"] > 0
+
+
+def test_a_broken_step_fails_the_workflow(project):
+    bad = project / "corpus" / "ner" / "bad.conll"
+    bad.write_text("John\tB-PER\nSmith\tI-LOC\n")
+    result = _run(project, "convert", "--vars.ner_train", "corpus/ner/bad.conll")
+    assert result.returncode != 0
+    assert "bad.conll:2" in (result.stdout + result.stderr).replace("\n", "")
