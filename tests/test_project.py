@@ -56,3 +56,28 @@ def test_a_broken_step_fails_the_workflow(project):
     result = _run(project, "convert", "--vars.ner_train", "corpus/ner/bad.conll")
     assert result.returncode != 0
     assert "bad.conll:2" in (result.stdout + result.stderr).replace("\n", "")
+
+
+def test_report_renders_in_chromium(project, tmp_path):
+    """The evaluation report (classes, entities, pretraining curves) in a real headless browser."""
+    from .browser import CHROMIUM, render
+
+    pytest.importorskip("playwright", reason="playwright is not installed (pip install playwright)")
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    curves = tmp_path / "log.csv"
+    rows = ["step,kind,loss,mlm_perplexity,nsp_accuracy"] + [
+        f"{s},train,{9 - s / 10:.2f},{900 / (s + 1):.1f}," for s in range(0, 40, 5)] + ["20,eval,,45.0,0.61", "40,eval,,30.0,0.66"]
+    curves.write_text("\n".join(rows) + "\n")
+    report = tmp_path / "report.html"
+    model = project / "training" / "bert_textcat_ner" / "model-best"
+    if not model.exists():
+        pytest.skip("the workflow test did not leave a trained pipeline")
+    subprocess.run([sys.executable, "-m", "spacy_bert_cls", "evaluate", str(model),
+                    str(project / "corpus" / "converted" / "eval.spacy"), "--html", str(report),
+                    "--curves", str(curves)], check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    found = render(report, tmp_path / "report.png")
+    for problem in ("console_errors", "page_errors", "failed_requests", "outside_requests", "broken_images"):
+        assert not found[problem], (problem, found)
+    assert found["images"] == 2  # the confusion matrix and the pretraining curves
+    assert found["entity_marks"] > 0 and found["text_length"] > 500
