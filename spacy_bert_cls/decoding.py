@@ -187,3 +187,60 @@ def tags_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
     if start is not None:
         spans.append((start, len(tags), label))
     return spans
+
+
+def hf_tag_names(scheme: TagScheme) -> List[str]:
+    """The scheme's tags as HF's token-classification pipeline reads them: BILUO's U- and
+    L- become B- and I- (the same entities, since a U- or L- closes its entity anyway)."""
+    names = []
+    for tag in scheme.tags:
+        prefix, label = _split(tag)
+        names.append("O" if prefix == "O" else ("B-" if prefix in ("B", "U") else "I-") + label)
+    return names
+
+
+def first_piece_entities(
+    log_probs: numpy.ndarray, tag_names: Sequence[str], starts_word: numpy.ndarray,
+    skip: Optional[numpy.ndarray] = None,
+) -> List[Tuple[int, int, str, float]]:
+    """Entities by HF's rule (TokenClassificationPipeline, aggregation_strategy="first").
+
+    Each word takes the most probable tag of its first token, with that probability as its
+    score; adjacent words then join while their tag's type stays the same and the next one
+    is not a B- (get_tag / group_entities: a tag without a B-/I- prefix counts as I- of
+    itself); a group's score is the mean of its words' scores; groups of type O are dropped.
+
+    log_probs (ndarray[n_tokens, n_tags]): per-token log probabilities.
+    tag_names (Sequence[str]): the HF names of the tags (see hf_tag_names).
+    starts_word (ndarray[n_tokens], bool): False for a token that continues the word of
+        the token before it (it then follows that word's tag, as HF's sub-word pieces do).
+    skip (ndarray[n_tokens], bool): tokens that are no word at all (whitespace).
+    RETURNS (List[(start, end, label, score)]): token spans, end exclusive.
+    """
+    words: List[List] = []  # [first token, last token, tag name, score]
+    for i in range(log_probs.shape[0]):
+        if skip is not None and skip[i]:
+            continue
+        if words and not starts_word[i]:
+            words[-1][1] = i
+            continue
+        best = int(numpy.argmax(log_probs[i]))
+        words.append([i, i, tag_names[best], float(numpy.exp(log_probs[i, best]))])
+    groups: List[List] = []  # [first token, last token, type, label, word scores]
+    for first, last, name, score in words:
+        bi, kind = _hf_tag(name)
+        if groups and kind == groups[-1][2] and bi != "B":
+            groups[-1][1] = last
+            groups[-1][4].append(score)
+        else:
+            # The group's label is its first word's tag without the prefix (entity_group).
+            groups.append([first, last, kind, name.split("-", 1)[-1], [score]])
+    return [(first, last + 1, label, float(numpy.mean(scores)))
+            for first, last, _, label, scores in groups if label != "O"]
+
+
+def _hf_tag(name: str) -> Tuple[str, str]:
+    # TokenClassificationPipeline.get_tag
+    if name.startswith(("B-", "I-")):
+        return name[0], name[2:]
+    return "I", name

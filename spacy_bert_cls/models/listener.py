@@ -206,6 +206,13 @@ def listener_forward(model: BertListener, docs: List[Doc], is_train: bool):
     return tokvecs, backprop
 
 
+def take_outputs(model: BertListener, docs: List[Doc]) -> List[Optional[BertOutput]]:
+    """The upstream outputs of `docs` as they are, read as the listener reads them in
+    prediction (each listener once). For a component that needs more than the pooled
+    vectors (bert_ner's hf_first decoder works on every piece)."""
+    return [_output_for(model, doc) for doc in docs]
+
+
 def _output_for(model: BertListener, doc: Doc) -> Optional[BertOutput]:
     output = take_output(doc, model.upstream_name, model)
     if output is not None:

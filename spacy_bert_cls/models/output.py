@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Optional
 
-from thinc.types import Floats2d, Ints1d
+from thinc.types import Floats2d, Ints1d, Ints2d
 
 
 @dataclass
@@ -13,11 +13,13 @@ class DocPieces:
     token_pieces (Ints1d): piece rows of every token, concatenated in token order;
         a piece covering parts of two tokens appears for both.
     token_lengths (Ints1d[n_tokens]): pieces per token (0 for whitespace tokens).
+    offsets (Ints2d[n_pieces, 2]): character span of each piece in the doc's text.
     """
 
     ids: Ints1d
     token_pieces: Ints1d
     token_lengths: Ints1d
+    offsets: Optional[Ints2d] = None
 
 
 @dataclass
@@ -29,6 +31,8 @@ class BertOutput:
     cls (Floats2d[n_windows, hidden]): last-layer [CLS] state of each window.
     pooled (Floats2d[n_windows, hidden]): BERT's pooler (dense + tanh) over `cls`.
     token_pieces, token_lengths: the doc's alignment (see DocPieces).
+    piece_offsets (Ints2d[n_pieces, 2]): character span of each piece (DocPieces.offsets),
+        for what works on the pieces' own words (bert_ner's hf_first decoder).
     """
 
     pieces: Floats2d
@@ -36,6 +40,7 @@ class BertOutput:
     pooled: Floats2d
     token_pieces: Ints1d
     token_lengths: Ints1d
+    piece_offsets: Optional[Ints2d] = None
 
     @property
     def n_tokens(self) -> int:

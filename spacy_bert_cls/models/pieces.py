@@ -51,7 +51,7 @@ def piece_encoder_forward(model: Model, docs: List[Doc], is_train: bool):
         starts = spans[:, 0] if len(doc) else numpy.zeros((0,), dtype="int64")
         ends = starts + spans[:, 1] if len(doc) else starts
         token_pieces, token_lengths = align_pieces(starts, ends, offsets)
-        outputs.append(DocPieces(ids, token_pieces, token_lengths))
+        outputs.append(DocPieces(ids, token_pieces, token_lengths, offsets))
     return outputs, lambda d_outputs: []
 
 

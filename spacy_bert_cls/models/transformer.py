@@ -87,6 +87,8 @@ def transformer_forward(model: Model, docs: List[Doc], is_train: bool):
     pieces, _ = pieces_layer(docs, is_train=False)  # not differentiable
     tokenizer = get_piece_tokenizer(pieces_layer)
     outputs, backprop_encoder = model.get_ref("encoder")((pieces, tokenizer), is_train)
+    for output, doc_pieces in zip(outputs, pieces):
+        output.piece_offsets = doc_pieces.offsets
 
     def backprop(d_outputs):
         backprop_encoder(d_outputs)

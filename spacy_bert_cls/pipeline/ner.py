@@ -5,9 +5,18 @@ Each token gets a distribution over tags; the entities are those of the most pro
 well-formed spans. Every entity carries a confidence in [0, 1]: the probability that
 exactly this span has this label. It is readable as `ent._.confidence` and kept with
 the entities in `doc.spans[spans_key]` (attrs["scores"]).
+
+Two other decoders follow HF's rule (TokenClassificationPipeline.group_entities: each
+word takes the most probable tag of its first piece, adjacent words join by B-/I-, an
+entity's score is the mean of its words' probabilities), for parity with `transformers`:
+`decoder = "hf_first"` takes the words of BERT's pre-tokenizer, as
+`transformers.pipeline(..., aggregation_strategy="first")` does on the raw text;
+`decoder = "argmax"` takes spaCy's tokens as the words, as HF's training and seqeval
+evaluation do on pre-split words (CoNLL).
 """
+import logging
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -18,7 +27,12 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..decoding import TagScheme, decode_entities
+from ..decoding import TagScheme, decode_entities, first_piece_entities, hf_tag_names
+from ..models.listener import BertListener, take_outputs
+from ..tokenization.words import word_starts
+
+logger = logging.getLogger(__name__)
+DECODERS = ("constrained", "hf_first", "argmax")
 
 CONFIDENCE = "confidence"
 if not Span.has_extension(CONFIDENCE):
@@ -48,31 +62,39 @@ grad_factor = 1.0
         "model": Config().from_str(DEFAULT_MODEL)["model"],
         "scheme": "BILUO",
         "spans_key": "ents",
+        "decoder": "constrained",
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_bert_ner(nlp: Language, name: str, model: Model, scheme: str, spans_key: Optional[str],
-                  scorer: Optional[Callable]):
+                  scorer: Optional[Callable], decoder: str = "constrained"):
     """Create a `bert_ner` component.
 
     model: spacy-bert-cls.BertTagger.v1.
     scheme (str): "BILUO" or "BIO" tags.
     spans_key (Optional[str]): also keep the entities, with their confidences in
         attrs["scores"], in doc.spans[spans_key]; null: doc.ents only.
+    decoder (str): "constrained" (the most probable valid tag sequence, confidences by
+        forward-backward); "hf_first" (HF's rule on BERT's words, as transformers.pipeline
+        with aggregation_strategy="first", and its scores) or "argmax" (HF's rule on
+        spaCy's tokens, as HF's evaluation on pre-split words).
     """
-    return BertEntityRecognizer(nlp.vocab, model, name, scheme=scheme, spans_key=spans_key, scorer=scorer)
+    return BertEntityRecognizer(nlp.vocab, model, name, scheme=scheme, spans_key=spans_key, scorer=scorer,
+                                decoder=decoder)
 
 
 class BertEntityRecognizer(TrainablePipe):
     def __init__(self, vocab: Vocab, model: Model, name: str = "bert_ner", *, scheme: str = "BILUO",
-                 spans_key: Optional[str] = "ents", scorer: Optional[Callable] = None) -> None:
+                 spans_key: Optional[str] = "ents", scorer: Optional[Callable] = None,
+                 decoder: str = "constrained") -> None:
         TagScheme([], scheme)  # validates the scheme name
+        _check_decoder(decoder)
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg = {"labels": [], "scheme": scheme, "spans_key": spans_key}
+        self.cfg = {"labels": [], "scheme": scheme, "spans_key": spans_key, "decoder": decoder}
         self._scheme: Optional[TagScheme] = None
 
     @property
@@ -85,6 +107,16 @@ class BertEntityRecognizer(TrainablePipe):
             self._scheme = TagScheme(self.labels, self.cfg["scheme"])
         return self._scheme
 
+    @property
+    def decoder(self) -> str:
+        """"constrained", "hf_first" or "argmax"; settable, and saved with the pipeline."""
+        return self.cfg.get("decoder", "constrained")
+
+    @decoder.setter
+    def decoder(self, value: str) -> None:
+        _check_decoder(value)
+        self.cfg["decoder"] = value
+
     def add_label(self, label: str) -> int:
         if not isinstance(label, str) or not label or "-" == label[:1]:
             raise ValueError(f"entity labels must be non-empty strings, got {label!r}")
@@ -96,25 +128,58 @@ class BertEntityRecognizer(TrainablePipe):
         return 1
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
+        """Tag logits per token ([n_tokens, n_tags] per doc); with decoder hf_first, per
+        word piece, with the pieces' character offsets."""
         docs = list(docs)
         if not docs:
             return []
+        if self.decoder == "hf_first":
+            return self._predict_pieces(docs)
         return self.model.predict(docs)
+
+    def _predict_pieces(self, docs: List[Doc]) -> List["PieceLogits"]:
+        listener = self.model.get_ref("tok2vec")
+        if not isinstance(listener, BertListener):
+            raise ValueError(f"'{self.name}': decoder hf_first needs the tagger's tok2vec to be a BertListener")
+        output_layer = self.model.get_ref("output_layer")
+        n_tags = len(self.scheme.tags)
+        result = []
+        for doc, output in zip(docs, take_outputs(listener, docs)):
+            if output is None or output.piece_offsets is None:  # initialisation: no pieces yet
+                result.append(PieceLogits(self.model.ops.alloc2f(0, n_tags), numpy.zeros((0, 2), dtype="int64")))
+            else:
+                result.append(PieceLogits(output_layer.predict(output.pieces), numpy.asarray(output.piece_offsets)))
+        return result
 
     def set_annotations(self, docs: Sequence[Doc], logits: List[Floats2d]) -> None:
         scheme = self.scheme
         key = self.cfg["spans_key"]
+        decoder = self.decoder
+        names = hf_tag_names(scheme)
+        unaligned_batch = []
         for doc, doc_logits in zip(docs, logits):
-            log_probs = _log_softmax(self.model.ops.to_numpy(doc_logits))
-            whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
-            entities = decode_entities(log_probs, scheme, force_outside=whitespace)
+            unaligned: List[dict] = []
+            if decoder == "hf_first":
+                entities = _hf_first(doc, doc_logits, names, unaligned, self.model.ops)
+                unaligned_batch.extend((doc, u) for u in unaligned)
+            else:
+                log_probs = _log_softmax(self.model.ops.to_numpy(doc_logits))
+                whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
+                if decoder == "argmax":
+                    entities = first_piece_entities(log_probs, names, numpy.ones(len(doc), dtype=bool), whitespace)
+                else:
+                    entities = decode_entities(log_probs, scheme, force_outside=whitespace)
             spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
             doc.ents = spans
             for span, (_, _, _, confidence) in zip(spans, entities):
                 span._.set(CONFIDENCE, confidence)
             if key is not None:
-                doc.spans[key] = SpanGroup(doc, name=key, spans=spans,
-                                           attrs={"scores": [e[3] for e in entities]})
+                attrs = {"scores": [e[3] for e in entities]}
+                if unaligned:
+                    attrs["unaligned"] = unaligned
+                doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs=attrs)
+        if unaligned_batch:
+            _report_unaligned(self.name, unaligned_batch)
 
     def get_loss(self, examples: Iterable[Example], logits: List[Floats2d]):
         """Cross-entropy of the gold tag of every token whose annotation is known.
@@ -173,6 +238,62 @@ class BertEntityRecognizer(TrainablePipe):
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "BertEntityRecognizer.score")
         return self.scorer(examples)
+
+
+def _check_decoder(decoder: str) -> None:
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+
+
+class PieceLogits(NamedTuple):
+    """Tag logits of every word piece of a doc (decoder hf_first)."""
+
+    logits: Floats2d  # [n_pieces, n_tags]
+    offsets: numpy.ndarray  # int64 [n_pieces, 2]: character spans in doc.text
+
+
+def _hf_first(doc: Doc, scores: PieceLogits, names: List[str], unaligned: List[dict], ops) -> list:
+    """HF's rule on the pieces, then onto spaCy's tokens.
+
+    The words are BERT's pre-tokenizer words (a piece starts one where the text has a word
+    start), so the entities are those of transformers.pipeline on doc.text. An entity whose
+    characters do not begin and end at token boundaries ("s" of "'s") is widened to the
+    tokens it touches; one that then overlaps an earlier entity is dropped. Each such case
+    goes to `unaligned` ({"start_char", "end_char", "label", "score", "action"}).
+    """
+    offsets = scores.offsets
+    if not len(offsets):
+        return []
+    log_probs = _log_softmax(ops.to_numpy(scores.logits))
+    starts = word_starts(doc.text)[offsets[:, 0]]
+    entities = []
+    end = 0
+    for first, last, label, score in first_piece_entities(log_probs, names, starts):
+        start_char, end_char = int(offsets[first, 0]), int(offsets[last - 1, 1])
+        span = doc.char_span(start_char, end_char)
+        action = None
+        if span is None:
+            span = doc.char_span(start_char, end_char, alignment_mode="expand")
+            action = "widened"
+        if span.start < end:
+            action = "dropped"
+        if action is not None:
+            unaligned.append({"start_char": start_char, "end_char": end_char, "label": label,
+                              "score": score, "action": action})
+        if action != "dropped":
+            entities.append((span.start, span.end, label, score))
+            end = span.end
+    return entities
+
+
+def _report_unaligned(name: str, cases: List[Tuple[Doc, dict]]) -> None:
+    shown = "; ".join(f"{doc.text[u['start_char']:u['end_char']]!r} ({u['label']}, characters "
+                      f"{u['start_char']}-{u['end_char']}) {u['action']}" for doc, u in cases[:5])
+    logger.warning(
+        "'%s' (decoder hf_first): %d entit%s of transformers' words did not fall on spaCy token "
+        "boundaries: %s%s. Widened entities cover the tokens they touch; dropped ones overlapped an "
+        "earlier entity. Each doc lists its own in doc.spans[spans_key].attrs['unaligned'].",
+        name, len(cases), "y" if len(cases) == 1 else "ies", shown, "; ..." if len(cases) > 5 else "")
 
 
 def _log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
