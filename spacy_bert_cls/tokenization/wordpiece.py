@@ -217,9 +217,20 @@ def train_wordpiece(paragraphs, vocab_size: int, *, lowercase: bool = True, min_
     return PieceTokenizer(tokenizer, dict(DEFAULT_SPECIALS))
 
 
-def save_piece_tokenizer(tokenizer: PieceTokenizer, folder: Union[str, Path], lowercase: bool) -> None:
+def tokenizer_lowercases(tokenizer: PieceTokenizer) -> bool:
+    """Whether the tokenizer's normaliser lower-cases (BertNormalizer or Lowercase)."""
+    normalizer = json.loads(tokenizer.tokenizer.to_str()).get("normalizer") or {}
+    parts = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
+    return any(part.get("type") == "Lowercase" or (part.get("type") == "BertNormalizer" and part.get("lowercase"))
+               for part in parts)
+
+
+def save_piece_tokenizer(tokenizer: PieceTokenizer, folder: Union[str, Path], lowercase: bool,
+                         model_max_length: int = 512) -> None:
     """Write tokenizer.json, vocab.txt, tokenizer_config.json and special_tokens_map.json,
-    as an HF BertTokenizerFast expects them (with [CLS] ... [SEP] added on encoding)."""
+    as an HF BertTokenizerFast expects them (with [CLS] ... [SEP] added on encoding).
+
+    model_max_length (int): where HF's tokenizer truncates (the encoder's positions)."""
     from tokenizers.processors import TemplateProcessing
 
     from ..checkpoint.io import atomic_path, write_json
@@ -239,5 +250,5 @@ def save_piece_tokenizer(tokenizer: PieceTokenizer, folder: Union[str, Path], lo
         tmp.write_text("".join(piece + "\n" for piece, _ in vocab), encoding="utf8")
     write_json(folder / TOKENIZER_CONFIG, {"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase,
                                            "strip_accents": None, "tokenize_chinese_chars": True,
-                                           "model_max_length": 512, **tokenizer.specials})
+                                           "model_max_length": model_max_length, **tokenizer.specials})
     write_json(folder / SPECIAL_TOKENS_MAP, dict(tokenizer.specials))

@@ -1,0 +1,1 @@
+"""Other libraries' formats: HF transformers folders in and out (`hf`)."""

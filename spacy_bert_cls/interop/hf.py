@@ -1,0 +1,491 @@
+"""Both ways with transformers: HF BERT classifiers -> spaCy pipelines, and back.
+
+`import_hf` turns an HF folder holding a `BertForSequenceClassification` or a
+`BertForTokenClassification` into a pipeline of `bert` + `bert_textcat` / `bert_ner` with
+the same labels and weights; `export_hf` writes a trained `bert_textcat` / `bert_ner` (with
+its encoder) as such a folder. Files only: config.json, model.safetensors and the tokenizer
+files are read and written by our own code; `transformers` is never imported.
+
+The heads are the same computation on both sides: HF's pooler -> dropout -> classifier is
+our pooled [CLS] -> Dropout -> Linear (W [n_labels, hidden] = classifier.weight), and HF's
+token classifier on each word's first piece is our tagger on each token's first piece
+(reduce_first). Windows: an imported pipeline's window covers max_position_embeddings, so a
+text that HF takes whole (up to 512 pieces) is one window here, with the same numbers.
+"""
+import logging
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+import torch
+
+from ..checkpoint.hf import CONFIG_FILE, load_bert_checkpoint, ours_to_hf, read_hf_config
+from ..checkpoint.io import read_json, write_json, write_tensors
+from ..decoding import TagScheme, hf_tag_names
+from ..errors import CheckpointError
+from ..pytorch.config import BertConfig
+
+logger = logging.getLogger(__name__)
+
+SEQUENCE_CLASSIFIER = "BertForSequenceClassification"
+TOKEN_CLASSIFIER = "BertForTokenClassification"
+TASKS = {SEQUENCE_CLASSIFIER: "textcat", TOKEN_CLASSIFIER: "ner"}
+# Extra config.json keys of our exports (HF keeps unknown keys and ignores them):
+# the per-label thresholds of a multi-label classifier, and the tagger's own tag set
+# when it is not plain BIO (BILUO rows carry HF names B-/I-, see export_hf).
+THRESHOLDS_KEY = "spacy_bert_cls_thresholds"
+TAGS_KEY = "spacy_bert_cls_tags"
+CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
+# HF tag prefixes -> ours: BIOES's E- and S- are BILUO's L- and U-.
+_PREFIXES = {"B": "B", "I": "I", "L": "L", "U": "U", "E": "L", "S": "U"}
+_TAG = re.compile(r"^([BILUES])-(.+)$")
+# The logit bias of a tag that the HF model does not have (never predicted).
+_ABSENT_BIAS = -1.0e4
+
+
+@dataclass
+class HFHead:
+    """The classification head of an HF folder, in our terms.
+
+    task (str): "textcat" or "ner".
+    labels (List[str]): class labels (textcat) or entity types (ner), in our order.
+    weight (Tensor[n_rows, hidden]), bias (Tensor[n_rows]): our output layer's rows:
+        one per label (textcat) or per tag of TagScheme(labels, scheme).tags (ner).
+    exclusive (bool): softmax (True) or a sigmoid per label.
+    scheme (str): "BIO" or "BILUO" (ner).
+    thresholds (Dict[str, float]): per-label decision thresholds (multi-label).
+    dropout (float): the classifier's dropout.
+    absent_tags (List[str]): our tags that the HF model lacks (never predicted).
+    """
+
+    task: str
+    labels: List[str]
+    weight: torch.Tensor
+    bias: torch.Tensor
+    exclusive: bool = True
+    scheme: str = "BIO"
+    thresholds: Dict[str, float] = field(default_factory=dict)
+    dropout: float = 0.1
+    absent_tags: List[str] = field(default_factory=list)
+
+
+def read_hf_head(folder: Union[str, Path], heads: Dict[str, torch.Tensor], config: BertConfig,
+                 task: Optional[str] = None) -> HFHead:
+    """Read the classifier of an HF BERT folder: its task, labels and weights.
+
+    heads (Dict[str, Tensor]): the head tensors of the folder (load_bert_checkpoint).
+    task (Optional[str]): "textcat" or "ner"; None: from config.json's architectures.
+    """
+    path = Path(folder) / CONFIG_FILE
+    data = read_json(path)
+    task = task or _task(data, path)
+    missing = [k for k in CLASSIFIER_KEYS if k not in heads]
+    if missing:
+        raise CheckpointError(path.parent, f"no classifier weights ({', '.join(missing)} missing): "
+                                           f"not a fine-tuned classification checkpoint")
+    weight, bias = heads["classifier.weight"].float(), heads["classifier.bias"].float()
+    names = _id2label(data, path)
+    if tuple(weight.shape) != (len(names), config.hidden_size) or tuple(bias.shape) != (len(names),):
+        raise CheckpointError(
+            path.parent, f"classifier.weight has shape {list(weight.shape)} and classifier.bias "
+                         f"{list(bias.shape)}, expected [{len(names)}, {config.hidden_size}] and "
+                         f"[{len(names)}] for the {len(names)} labels of id2label in {CONFIG_FILE}")
+    dropout = data.get("classifier_dropout")
+    dropout = float(config.hidden_dropout_prob if dropout is None else dropout)
+    if task == "textcat":
+        return _textcat_head(data, path, names, weight, bias, dropout)
+    return _ner_head(data, path, names, weight, bias, dropout)
+
+
+def _task(data: dict, path: Path) -> str:
+    architectures = data.get("architectures") or []
+    found = [TASKS[a] for a in architectures if a in TASKS]
+    if len(set(found)) != 1:
+        raise CheckpointError(
+            path, f"architectures is {architectures!r}: expected {SEQUENCE_CLASSIFIER} or "
+                  f"{TOKEN_CLASSIFIER} (or say which with --task textcat / --task ner)")
+    return found[0]
+
+
+def _id2label(data: dict, path: Path) -> List[str]:
+    id2label = data.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise CheckpointError(path, "no id2label: the labels of the classifier's rows are unknown")
+    try:
+        by_id = {int(k): v for k, v in id2label.items()}
+    except ValueError:
+        raise CheckpointError(path, f"id2label keys must be row numbers, got {sorted(id2label)!r}") from None
+    if sorted(by_id) != list(range(len(by_id))) or not all(isinstance(v, str) and v for v in by_id.values()):
+        raise CheckpointError(path, "id2label must name every row 0..n-1 with a non-empty string")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _textcat_head(data, path, names, weight, bias, dropout) -> HFHead:
+    problem = data.get("problem_type")
+    if problem == "regression" or (problem is None and len(names) == 1):
+        raise CheckpointError(path, "a regression (single-output) model: only classifiers can be imported")
+    if problem not in (None, "single_label_classification", "multi_label_classification"):
+        raise CheckpointError(path, f"unknown problem_type {problem!r}")
+    if len(set(names)) != len(names):
+        raise CheckpointError(path, f"id2label names a label twice: {names}")
+    exclusive = problem != "multi_label_classification"
+    thresholds = data.get(THRESHOLDS_KEY) or {}
+    if not exclusive and thresholds:
+        unknown = set(thresholds) - set(names)
+        if unknown or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in thresholds.values()):
+            raise CheckpointError(path, f"{THRESHOLDS_KEY} must map labels of id2label to numbers in [0, 1]")
+    return HFHead("textcat", names, weight, bias, exclusive=exclusive,
+                  thresholds={k: float(v) for k, v in thresholds.items()} if not exclusive else {},
+                  dropout=dropout)
+
+
+def parse_tags(names: List[str], path: Union[str, Path]) -> Tuple[str, List[str], Dict[str, int]]:
+    """HF tag names (IOB2/BIO, BIOES or BILUO) -> (our scheme, entity labels, our tag -> HF row).
+
+    Entity labels keep the order of their first tag in id2label.
+    """
+    labels: List[str] = []
+    rows: Dict[str, int] = {}
+    prefixes = set()
+    unreadable = []
+    for row, name in enumerate(names):
+        if name == "O":
+            tag = "O"
+        else:
+            match = _TAG.match(name)
+            if match is None:
+                unreadable.append(name)
+                continue
+            prefix, label = _PREFIXES[match.group(1)], match.group(2)
+            prefixes.add(prefix)
+            if label not in labels:
+                labels.append(label)
+            tag = f"{prefix}-{label}"
+        if tag in rows:
+            raise CheckpointError(path, f"id2label has tag {name!r} twice (rows {rows[tag]} and {row})")
+        rows[tag] = row
+    if unreadable:
+        raise CheckpointError(path, f"id2label has tags that are neither 'O' nor B-/I-/L-/U-/E-/S- "
+                                    f"plus a type: {unreadable[:8]}")
+    if "O" not in rows:
+        raise CheckpointError(path, "id2label has no 'O' tag")
+    if not labels:
+        raise CheckpointError(path, "id2label has no entity tags (B-X, I-X, ...)")
+    scheme = "BILUO" if prefixes & {"L", "U"} else "BIO"
+    return scheme, labels, rows
+
+
+def _ner_head(data, path, names, weight, bias, dropout) -> HFHead:
+    own_tags = data.get(TAGS_KEY)
+    if own_tags is not None:
+        # Our own export: the rows' real tags (BILUO rows are named B-/I- for HF's pipeline).
+        if not isinstance(own_tags, list) or len(own_tags) != len(names):
+            raise CheckpointError(path, f"{TAGS_KEY} must list one tag per row of id2label")
+        names = own_tags
+    scheme, labels, rows = parse_tags(names, path)
+    tags = TagScheme(labels, scheme).tags
+    our_weight = torch.zeros((len(tags), weight.shape[1]))
+    our_bias = torch.full((len(tags),), _ABSENT_BIAS)
+    absent = []
+    for i, tag in enumerate(tags):
+        if tag in rows:
+            our_weight[i], our_bias[i] = weight[rows[tag]], bias[rows[tag]]
+        else:
+            absent.append(tag)
+    if absent:
+        logger.warning("%s: id2label has no %s; those tags are never predicted", path, ", ".join(absent))
+    return HFHead("ner", labels, our_weight, our_bias, scheme=scheme, dropout=dropout, absent_tags=absent)
+
+
+def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]] = None, *, lang: str = "en",
+              task: Optional[str] = None, decoder: str = "constrained", tokenizer: Optional[Union[str, Path]] = None,
+              overwrite: bool = False):
+    """An HF BertForSequenceClassification / BertForTokenClassification folder -> a spaCy pipeline.
+
+    model_dir: the HF folder (config.json with id2label, model.safetensors or pytorch_model.bin,
+        tokenizer.json or vocab.txt).
+    output_dir: where to save the pipeline (written whole or not at all); None: not saved.
+    lang (str): the spaCy language of the pipeline's tokenizer.
+    task (Optional[str]): "textcat" or "ner"; None: from config.json's architectures.
+    decoder (str): bert_ner's decoder, "constrained" or "hf_first".
+    tokenizer: a tokenizer.json / vocab.txt (or a folder with one) to use instead of
+        model_dir's own.
+    RETURNS (Language): the pipeline, `bert` + `bert_textcat` or `bert` + `bert_ner`.
+    """
+    import spacy
+    from spacy.training import Example
+
+    model_dir = Path(model_dir)
+    if task not in (None, "textcat", "ner"):
+        raise ValueError(f"task must be 'textcat' or 'ner', got {task!r}")
+    read_hf_config(model_dir)  # config.json first: its errors are the clearest
+    task = task or _task(read_json(model_dir / CONFIG_FILE), model_dir / CONFIG_FILE)
+    with _no_pooler_warning(task == "ner"):
+        config, state, heads = load_bert_checkpoint(model_dir)
+        if task == "textcat" and "pooler.dense.weight" not in state:
+            raise CheckpointError(model_dir, "no pooler weights (bert.pooler.*): BertForSequenceClassification "
+                                             "classifies the pooled [CLS], so they are needed")
+        head = read_hf_head(model_dir, heads, config, task)
+        nlp = _build_pipeline(head, config, lang, decoder, model_dir, tokenizer)
+    nlp.meta["description"] = f"Imported from {model_dir.name} ({head.task}, spacy-bert-cls import-hf)"
+    if output_dir is not None:
+        with atomic_folder(output_dir, overwrite=overwrite) as tmp:
+            nlp.to_disk(tmp)
+    return nlp
+
+
+def _build_pipeline(head: HFHead, config: BertConfig, lang: str, decoder: str, model_dir: Path,
+                    tokenizer: Optional[Union[str, Path]]):
+    import spacy
+    from spacy.training import Example
+
+    nlp = spacy.blank(lang)
+    # One window covers everything HF's tokenizer keeps (it truncates at max_position_embeddings).
+    window = config.max_position_embeddings
+    nlp.add_pipe("bert", config={"model": {"@architectures": "spacy-bert-cls.BertTransformer.v1",
+                                           **config.to_dict(), "window_size": window,
+                                           "stride": max(1, (window - 2) * 3 // 4)}})
+    width = config.hidden_size
+    if head.task == "textcat":
+        name = "bert_textcat"
+        nlp.add_pipe(name, config={"model": {
+            "@architectures": "spacy-bert-cls.BertClassifier.v1", "exclusive_classes": head.exclusive,
+            "dropout": head.dropout,
+            "tok2vec": {"@architectures": "spacy-bert-cls.BertDocListener.v1", "width": width, "reduce": "pooler"}}})
+        init = {"labels": head.labels, **({"thresholds": head.thresholds} if head.thresholds else {})}
+    else:
+        name = "bert_ner"
+        nlp.add_pipe(name, config={"scheme": head.scheme, "decoder": decoder, "model": {
+            "@architectures": "spacy-bert-cls.BertTagger.v1", "dropout": head.dropout,
+            "tok2vec": {"@architectures": "spacy-bert-cls.BertListener.v1", "width": width,
+                        "pooling": {"@layers": "reduce_first.v1"}}}})
+        init = {"labels": head.labels}
+    components = nlp.config["initialize"]["components"]
+    components["bert"] = {"loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(model_dir),
+                                     "vocab": str(tokenizer) if tokenizer is not None else None}}
+    components[name] = init
+    sample = nlp.make_doc("a")
+    nlp.initialize(lambda: [Example(sample, sample)])
+    output_layer = nlp.get_pipe(name).model.get_ref("output_layer")
+    output_layer.set_param("W", output_layer.ops.asarray2f(head.weight.numpy()))
+    output_layer.set_param("b", output_layer.ops.asarray1f(head.bias.numpy()))
+    # The pipeline holds its weights now; its config no longer points at the folder.
+    components["bert"]["loader"]["path"] = None
+    components["bert"]["loader"]["vocab"] = None
+    return nlp
+
+
+@contextmanager
+def _no_pooler_warning(active: bool) -> Iterator[None]:
+    # BertForTokenClassification has no pooler, and a tagger does not use it: the
+    # checkpoint reader's warning about it would only mislead.
+    def keep(record: logging.LogRecord) -> bool:
+        return "no pooler weights" not in record.getMessage()
+
+    checkpoint_logger = logging.getLogger("spacy_bert_cls.checkpoint.hf")
+    if active:
+        checkpoint_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        checkpoint_logger.removeFilter(keep)
+
+
+def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
+              overwrite: bool = False) -> Path:
+    """A trained bert_textcat or bert_ner (with its encoder) -> an HF folder.
+
+    The folder (config.json, model.safetensors, tokenizer.json, vocab.txt,
+    tokenizer_config.json, special_tokens_map.json) loads with
+    AutoModelForSequenceClassification / AutoModelForTokenClassification, AutoTokenizer and
+    transformers.pipeline. A multi-label classifier's thresholds go to config.json under
+    "spacy_bert_cls_thresholds"; a BILUO tagger's rows are named as HF's pipeline reads
+    them (U- as B-, L- as I-), with the real tags under "spacy_bert_cls_tags".
+
+    pipeline (Union[str, Path, Language]): a pipeline or its folder.
+    output_dir: the folder to write, whole or not at all.
+    component (Optional[str]): the head to export; None: the pipeline's only one.
+    RETURNS (Path): output_dir.
+    """
+    import spacy
+
+    from ..models.pieces import get_piece_tokenizer
+    from ..models.transformer import get_bert_model
+    from ..pipeline.bert import BertTransformer
+    from ..pipeline.ner import BertEntityRecognizer
+    from ..pipeline.textcat import BertTextCategorizer
+    from ..tokenization.wordpiece import save_piece_tokenizer, tokenizer_lowercases
+
+    source = str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
+    nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
+    heads = {n: p for n, p in nlp.pipeline if isinstance(p, (BertTextCategorizer, BertEntityRecognizer))}
+    if component is None:
+        if len(heads) != 1:
+            raise CheckpointError(source, f"{len(heads)} bert_textcat/bert_ner components "
+                                          f"({', '.join(heads) or 'none'}): name one with --component")
+        component = next(iter(heads))
+    if component not in heads:
+        raise CheckpointError(source, f"no bert_textcat or bert_ner component named {component!r} "
+                                      f"(there are: {', '.join(heads) or 'none'})")
+    head = heads[component]
+    listener = head.model.get_ref("tok2vec")
+    encoders = {n: p for n, p in nlp.pipeline if isinstance(p, BertTransformer)}
+    upstream = listener.upstream_name
+    if upstream == "*" and len(encoders) == 1:
+        upstream = next(iter(encoders))
+    if upstream not in encoders:
+        raise CheckpointError(source, f"'{component}' listens to {listener.upstream_name!r}; "
+                                      f"bert components: {', '.join(encoders) or 'none'}")
+    bert = get_bert_model(encoders[upstream].model)
+    config = bert.config
+    state = {k: v.detach().float() for k, v in bert.state_dict().items()}
+    output_layer = head.model.get_ref("output_layer")
+    weight = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("W")), dtype=torch.float32)
+    bias = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("b")), dtype=torch.float32)
+    extra = {"model_type": "bert", "position_embedding_type": "absolute", **config.to_dict(),
+             "classifier_dropout": _dropout(head.model)}
+    if isinstance(head, BertTextCategorizer):
+        if listener.attrs.get("output") != "pooler":
+            raise CheckpointError(source, f"'{component}' classifies the {listener.attrs.get('output')!r} "
+                                          f"vector; BertForSequenceClassification classifies the pooled [CLS] "
+                                          f"(BertDocListener reduce = \"pooler\")")
+        names = list(head.labels)
+        extra["architectures"] = [SEQUENCE_CLASSIFIER]
+        extra["problem_type"] = "single_label_classification" if head.exclusive else "multi_label_classification"
+        if not head.exclusive:
+            extra[THRESHOLDS_KEY] = head.thresholds
+        tensors = ours_to_hf(state, config, prefix="bert.")
+    else:
+        pooling = listener.layers[0].name
+        if pooling != "reduce_first":
+            raise CheckpointError(source, f"'{component}' pools each token's pieces with {pooling}; "
+                                          f"BertForTokenClassification reads each word's first piece "
+                                          f"(BertListener pooling = reduce_first.v1, as configs/bert_ner.cfg)")
+        names = hf_tag_names(head.scheme)
+        extra["architectures"] = [TOKEN_CLASSIFIER]
+        if names != head.scheme.tags:
+            extra[TAGS_KEY] = list(head.scheme.tags)
+        # BertForTokenClassification has no pooler.
+        tensors = {k: v for k, v in ours_to_hf(state, config, prefix="bert.").items()
+                   if not k.startswith("bert.pooler.")}
+    extra["id2label"] = {str(i): n for i, n in enumerate(names)}
+    extra["label2id"] = {n: i for i, n in reversed(list(enumerate(names)))}  # first row of a name
+    tensors["classifier.weight"], tensors["classifier.bias"] = weight, bias
+    tokenizer = get_piece_tokenizer(encoders[upstream].model.get_ref("pieces"))
+    with atomic_folder(output_dir, overwrite=overwrite) as tmp:
+        write_tensors(tmp / "model.safetensors", tensors)
+        write_json(tmp / CONFIG_FILE, extra)
+        save_piece_tokenizer(tokenizer, tmp, tokenizer_lowercases(tokenizer),
+                             model_max_length=config.max_position_embeddings)
+    return Path(output_dir)
+
+
+def _dropout(model) -> float:
+    for node in model.walk():
+        if node.name == "dropout":
+            return float(node.attrs["dropout_rate"])
+    return 0.0
+
+
+@contextmanager
+def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`, renamed to `path` if the block succeeds.
+
+    An error inside the block leaves nothing behind and `path` as it was. An existing
+    `path` is an error unless `overwrite`; then it is swapped out only once the new
+    folder is complete.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
+        raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield staging
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            path.rename(old / path.name)
+            staging.rename(path)
+            shutil.rmtree(old)
+        else:
+            staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def write_training_config(pipeline_dir: Union[str, Path], output: Union[str, Path]) -> Path:
+    """A `spacy train` config that fine-tunes an imported pipeline further.
+
+    Its components are sourced from `pipeline_dir` (weights, labels and tokenizer as they
+    are); data come from --paths.train / --paths.dev (.spacy, JSONL or CoNLL through
+    spacy-bert-cls.Corpus.v1); the optimiser is that of configs/bert_*.cfg.
+    """
+    from thinc.api import Config
+
+    from ..checkpoint.io import atomic_path
+
+    pipeline_dir = Path(pipeline_dir)
+    config = Config().from_disk(pipeline_dir / "config.cfg", interpolate=False)
+    for name in config["nlp"]["pipeline"]:
+        config["components"][name] = {"source": str(pipeline_dir.resolve())}
+    config["initialize"]["components"] = {}
+    training = Config().from_str(_TRAINING, interpolate=False)
+    config["paths"].update({"train": None, "dev": None})
+    config["corpora"] = training["corpora"]
+    config["training"].update(training["training"])
+    if "bert_ner" in config["nlp"]["pipeline"]:
+        config["training"]["score_weights"] = {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0}
+    else:
+        config["training"]["score_weights"] = {"cats_score": 1.0}
+    with atomic_path(Path(output)) as tmp:
+        config.to_disk(tmp, interpolate=False)
+    return Path(output)
+
+
+# What write_training_config sets (the training settings of configs/bert_*.cfg).
+_TRAINING = """
+[corpora]
+
+[corpora.train]
+@readers = "spacy-bert-cls.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy-bert-cls.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+accumulate_gradient = 3
+dropout = 0.1
+patience = 1600
+max_steps = 20000
+eval_frequency = 200
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+beta1 = 0.9
+beta2 = 0.999
+L2_is_weight_decay = true
+L2 = 0.01
+grad_clip = 1.0
+use_averages = false
+eps = 1e-08
+
+[training.optimizer.learn_rate]
+@schedules = "warmup_linear.v1"
+warmup_steps = 250
+total_steps = 20000
+initial_rate = 5e-05
+
+[training.batcher]
+@batchers = "spacy.batch_by_padded.v1"
+discard_oversize = false
+size = 2000
+buffer = 256
+get_length = null
+"""
