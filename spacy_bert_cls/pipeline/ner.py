@@ -165,10 +165,15 @@ class BertEntityRecognizer(TrainablePipe):
             else:
                 log_probs = _log_softmax(self.model.ops.to_numpy(doc_logits))
                 whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
+                # Tokens of characters BERT drops (whitespace, control characters) have no
+                # piece: no vector, so their tag is O.
+                no_piece = whitespace | numpy.array([not word_starts(t.text).any() for t in doc], dtype=bool)
                 if decoder == "argmax":
+                    # As HF's evaluation on pre-split words: a word without a piece is O (score 1).
+                    log_probs[no_piece] = numpy.where(scheme.outside, 0.0, -numpy.inf)
                     entities = first_piece_entities(log_probs, names, numpy.ones(len(doc), dtype=bool), whitespace)
                 else:
-                    entities = decode_entities(log_probs, scheme, force_outside=whitespace)
+                    entities = decode_entities(log_probs, scheme, force_outside=no_piece)
             spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
             doc.ents = spans
             for span, (_, _, _, confidence) in zip(spans, entities):
