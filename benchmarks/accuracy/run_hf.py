@@ -140,6 +140,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", type=Path, default=HERE / "budget.json")
+    ap.add_argument("--save-model", type=Path, default=None,
+                    help="also save the fine-tuned model and tokenizer here (HF folder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -247,6 +249,9 @@ def main():
         print(f"epoch {epoch + 1}/{epochs}: {step} steps, mean loss {losses[-1]:.4f}, "
               f"{time.perf_counter() - t0:.0f}s", flush=True)
     train_seconds = time.perf_counter() - t0
+    if args.save_model:
+        model.save_pretrained(args.save_model)
+        tok.save_pretrained(args.save_model)
 
     # ---- prediction
     out = args.out_dir / args.dataset
