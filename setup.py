@@ -39,6 +39,8 @@ setup(
         "project": ["matplotlib>=3.5", "build>=1.0"],
         # The anchors, for parity tests and benchmarks only: never imported at run time.
         "anchors": ["transformers>=4.40,<4.54", "spacy-transformers>=1.3,<1.5"],
+        # export-hf --onnx: model.onnx for serving with ONNX Runtime (never needed at run time).
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
     },
     entry_points={
         "spacy_factories": [

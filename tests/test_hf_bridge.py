@@ -433,3 +433,37 @@ def test_cli_import_then_export(tmp_path, hf_tokenizer):
     assert all(torch.equal(original[k], back[k]) for k in original if not k.endswith("position_ids"))
     result = runner.invoke(app, ["export-hf", str(tmp_path / "pipe"), str(tmp_path / "back")])
     assert result.exit_code == 1 and "exists" in result.output
+
+
+# --- ONNX: the same exports for ONNX Runtime --------------------------------------------
+
+
+@pytest.mark.parametrize("component", ["bert_textcat", "bert_ner"])
+def test_export_onnx_same_logits(trained, tmp_path, component):
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra (onnx, onnxruntime) is not installed")
+    pytest.importorskip("onnx", reason="the onnx extra (onnx, onnxruntime) is not installed")
+    from tokenizers import Tokenizer
+
+    nlp = trained["BILUO"]
+    out = export_hf(nlp, tmp_path / "hf", component=component, onnx=True)
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))  # tokenizers alone: no torch, no transformers
+    tokenizer.enable_padding(pad_id=0)
+    encodings = tokenizer.encode_batch(EXPORT_TEXTS)
+    inputs = {"input_ids": numpy.array([e.ids for e in encodings], dtype="int64"),
+              "attention_mask": numpy.array([e.attention_mask for e in encodings], dtype="int64"),
+              "token_type_ids": numpy.array([e.type_ids for e in encodings], dtype="int64")}
+    logits = session.run(["logits"], inputs)[0]
+    model = (transformers.AutoModelForSequenceClassification if component == "bert_textcat"
+             else transformers.AutoModelForTokenClassification).from_pretrained(out)
+    with torch.no_grad():
+        expected = model(**{k: torch.as_tensor(v) for k, v in inputs.items()}).logits.numpy()
+    if component == "bert_ner":
+        real = inputs["attention_mask"].astype(bool)
+        logits, expected = logits[real], expected[real]
+    assert numpy.abs(logits - expected).max() < 1e-4
+    if component == "bert_textcat":
+        probs = numpy.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        cats = [[doc.cats[label] for label in model.config.id2label.values()] for doc in nlp.pipe(EXPORT_TEXTS)]
+        assert numpy.abs(probs - numpy.array(cats)).max() < 1e-5

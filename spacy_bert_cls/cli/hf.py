@@ -43,12 +43,14 @@ def export_hf_cli(
     output_dir: Path = typer.Argument(..., help="The HF folder to write"),
     component: str = typer.Option(None, "--component", help="The head to export (default: the only one)"),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT_DIR if it exists"),
+    onnx: bool = typer.Option(False, "--onnx", help="Also write model.onnx for ONNX Runtime (the onnx extra)"),
 ) -> None:
     """Write a bert_textcat or bert_ner (with its encoder) as an HF folder that transformers loads."""
     from ..interop.hf import export_hf
 
     try:
-        export_hf(pipeline, output_dir, component=component, overwrite=force)
-    except (CheckpointError, ValueError, OSError) as err:
+        export_hf(pipeline, output_dir, component=component, overwrite=force, onnx=onnx)
+    except (CheckpointError, ValueError, OSError, ImportError) as err:
         msg.fail("Export failed; nothing was written", str(err), exits=1)
-    msg.good(f"{pipeline} -> {output_dir} (AutoModelFor*Classification, AutoTokenizer, transformers.pipeline)")
+    msg.good(f"{pipeline} -> {output_dir} (AutoModelFor*Classification, AutoTokenizer, transformers.pipeline"
+             + (", model.onnx for ONNX Runtime)" if onnx else ")"))

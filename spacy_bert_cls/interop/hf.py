@@ -296,7 +296,7 @@ def _no_pooler_warning(active: bool) -> Iterator[None]:
 
 
 def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
-              overwrite: bool = False) -> Path:
+              overwrite: bool = False, onnx: bool = False) -> Path:
     """A trained bert_textcat or bert_ner (with its encoder) -> an HF folder.
 
     The folder (config.json, model.safetensors, tokenizer.json, vocab.txt,
@@ -309,6 +309,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     pipeline (Union[str, Path, Language]): a pipeline or its folder.
     output_dir: the folder to write, whole or not at all.
     component (Optional[str]): the head to export; None: the pipeline's only one.
+    onnx (bool): also write model.onnx, the same model for ONNX Runtime (interop/onnx.py).
     RETURNS (Path): output_dir.
     """
     import spacy
@@ -381,6 +382,10 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
         write_json(tmp / CONFIG_FILE, extra)
         save_piece_tokenizer(tokenizer, tmp, tokenizer_lowercases(tokenizer),
                              model_max_length=config.max_position_embeddings)
+        if onnx:
+            from .onnx import ONNX_FILE, write_onnx
+
+            write_onnx(tmp / ONNX_FILE, bert, weight, bias, token_level=isinstance(head, BertEntityRecognizer))
     return Path(output_dir)
 
 
