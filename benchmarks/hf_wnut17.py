@@ -153,57 +153,49 @@ def compare_sets(reference, other):
             "identical_sentences": identical_sentences, "max_score_diff": score_diff}
 
 
+def both_ways(nlp, hf_dir: Path, test, gold) -> dict:
+    """One pipeline and its HF twin (the folder it was imported from or exported to), scored
+    and compared on the test sentences."""
+    import transformers
+
+    from score import entity_prf
+
+    t0 = time.perf_counter()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    model = transformers.AutoModelForTokenClassification.from_pretrained(hf_dir).eval()
+    hf_preds = word_level_predictions(model, tokenizer, test)
+    argmax = our_predictions(nlp, test, "argmax")
+    constrained = our_predictions(nlp, test, "constrained")
+    return {
+        "hf_word_level": entity_prf(gold, hf_preds),
+        "ours_argmax": entity_prf(gold, argmax),
+        "ours_constrained": entity_prf(gold, constrained),
+        "argmax_vs_hf": compare_sets(hf_preds, argmax),
+        "constrained_vs_hf": compare_sets(hf_preds, constrained),
+        "pipeline_vs_hf_first": pipeline_parity(nlp, hf_dir, test),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def stage_compare(args) -> dict:
     import spacy
     import torch
-    import transformers
 
     import run_hf
-    from score import entity_prf, read_gold
+    from score import read_gold
     from spacy_bert_cls.interop.hf import export_hf, import_hf
 
     torch.set_num_threads(args.threads)
     test = [words for words, _ in run_hf.read_conll(args.data / DATASET / "test.conll")]
     gold = read_gold(args.data / DATASET, "test", "ner")
-    result = {"n_test": len(test), "limit": args.limit or None, "epochs": args.epochs}
-
-    # HF -> import
-    t0 = time.perf_counter()
-    tokenizer = transformers.BertTokenizerFast.from_pretrained(args.hf_model)
-    model = transformers.BertForTokenClassification.from_pretrained(args.hf_model).eval()
-    hf_preds = word_level_predictions(model, tokenizer, test)
-    imported = import_hf(args.hf_model, args.out / "imported", overwrite=True)
-    imported = spacy.load(args.out / "imported")  # what a user gets: the saved pipeline
-    argmax = our_predictions(imported, test, "argmax")
-    constrained = our_predictions(imported, test, "constrained")
-    result["import"] = {
-        "hf_word_level": entity_prf(gold, hf_preds),
-        "imported_argmax": entity_prf(gold, argmax),
-        "imported_constrained": entity_prf(gold, constrained),
-        "argmax_vs_hf": compare_sets(hf_preds, argmax),
-        "constrained_vs_hf": compare_sets(hf_preds, constrained),
-        "pipeline_vs_hf_first": pipeline_parity(imported, args.hf_model, test),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-
+    result = {"n_test": len(test), "limit": args.limit or None, "epochs": args.epochs or None}
+    # HF -> import: what a user gets is the saved pipeline, so that is what is scored.
+    import_hf(args.hf_model, args.out / "imported", overwrite=True)
+    result["import"] = both_ways(spacy.load(args.out / "imported"), args.hf_model, test, gold)
     # ours -> export
-    t0 = time.perf_counter()
     ours = spacy.load(args.ours_model)
     export_hf(ours, args.out / "exported", overwrite=True)
-    exported_tok = transformers.AutoTokenizer.from_pretrained(args.out / "exported")
-    exported = transformers.AutoModelForTokenClassification.from_pretrained(args.out / "exported").eval()
-    exported_preds = word_level_predictions(exported, exported_tok, test)
-    ours_argmax = our_predictions(ours, test, "argmax")
-    ours_constrained = our_predictions(ours, test, "constrained")
-    result["export"] = {
-        "ours_constrained": entity_prf(gold, ours_constrained),
-        "ours_argmax": entity_prf(gold, ours_argmax),
-        "exported_word_level": entity_prf(gold, exported_preds),
-        "exported_vs_ours_argmax": compare_sets(ours_argmax, exported_preds),
-        "exported_vs_ours_constrained": compare_sets(ours_constrained, exported_preds),
-        "pipeline_vs_hf_first": pipeline_parity(ours, args.out / "exported", test),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    result["export"] = both_ways(ours, args.out / "exported", test, gold)
     for name in ("hf", "ours"):
         run_json = args.out / name / DATASET / "run.json"
         if run_json.is_file():
@@ -214,11 +206,11 @@ def stage_compare(args) -> dict:
 
 def table(result: dict) -> str:
     rows = [("HF fine-tuned, HF's word-level evaluation", result["import"]["hf_word_level"]),
-            ("  imported, decoder argmax", result["import"]["imported_argmax"]),
-            ("  imported, decoder constrained (default)", result["import"]["imported_constrained"]),
+            ("  imported, decoder argmax", result["import"]["ours_argmax"]),
+            ("  imported, decoder constrained (default)", result["import"]["ours_constrained"]),
             ("ours (bert_ner), decoder constrained (default)", result["export"]["ours_constrained"]),
             ("  ours, decoder argmax", result["export"]["ours_argmax"]),
-            ("  exported, HF's word-level evaluation", result["export"]["exported_word_level"])]
+            ("  exported, HF's word-level evaluation", result["export"]["hf_word_level"])]
     lines = ["| model | P | R | F |", "|---|---|---|---|"]
     lines += [f"| {name} | {m['p']:.4f} | {m['r']:.4f} | {m['f']:.4f} |" for name, m in rows]
     return "\n".join(lines)
