@@ -33,7 +33,7 @@ setup(
         "srsly>=2.4.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "bandit>=1.7"],
         # The project workflow: plots (pretraining curves, the evaluation report's
         # confusion matrix) and building pipeline wheels (spacy package --build wheel).
         "project": ["matplotlib>=3.5", "build>=1.0"],
@@ -63,6 +63,10 @@ setup(
         ],
         "spacy_callbacks": [
             "spacy-bert-cls.tune_thresholds.v1 = spacy_bert_cls.pipeline.textcat:make_threshold_tuner_v1",
+            "spacy-bert-cls.atomic_save.v1 = spacy_bert_cls.saving:make_atomic_save_v1",
+        ],
+        "spacy_tokenizers": [
+            "spacy-bert-cls.Tokenizer.v1 = spacy_bert_cls.safe_tokenizer:create_tokenizer_v1",
         ],
         "spacy_readers": [
             "spacy-bert-cls.Corpus.v1 = spacy_bert_cls.corpus:create_corpus_reader_v1",

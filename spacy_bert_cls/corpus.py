@@ -37,6 +37,7 @@ from spacy.training import Corpus, Example
 from spacy.vocab import Vocab
 
 from .errors import DataError
+from .safe_tokenizer import SURROGATES
 
 DOCBIN_SUFFIX = ".spacy"
 JSONL_SUFFIXES = (".jsonl",)
@@ -258,7 +259,11 @@ def _take(items: Iterable, limit: int) -> Iterator:
             return
 
 
-def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+# A line longer than this is not a record anyone meant: refused before it is read whole.
+MAX_LINE_BYTES = 10_000_000
+
+
+def _iter_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Tuple[int, str]]:
     """Yield (1-based line number, line without its line break) of a UTF-8
     file, streaming. A leading byte order mark is dropped.
     """
@@ -266,7 +271,18 @@ def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
     if path.is_dir():
         raise DataError(path, None, "is a folder; give a data file")
     with path.open("rb") as file_:
-        for number, raw in enumerate(file_, start=1):
+        number = 0
+        while True:
+            raw = file_.readline(max_line_bytes + 2)  # at most the limit, "\r\n" and one more
+            if not raw:
+                break
+            number += 1
+            if len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise DataError(
+                    path, number,
+                    f"line longer than {max_line_bytes:,} bytes: a data file has one record "
+                    f"(or one token) a line; is this the right file?",
+                )
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -371,6 +387,14 @@ def _record_text(path: Path, number: int, record: dict) -> str:
         raise DataError(path, number, f'"text" must be a string, got a {_json_type(text)}')
     if not text.strip():
         raise DataError(path, number, '"text" is empty')
+    surrogate = SURROGATES.search(text)
+    if surrogate:
+        raise DataError(
+            path, number,
+            f'"text" has a lone surrogate (U+{ord(surrogate.group()):04X} at character '
+            f'{surrogate.start()}), not valid Unicode: a \\u{ord(surrogate.group()):04x} escape without '
+            f"its pair, often half an emoji cut off; repair or remove it",
+        )
     return text
 
 

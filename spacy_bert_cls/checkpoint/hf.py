@@ -158,6 +158,10 @@ def hf_to_ours(encoder: Dict[str, torch.Tensor], config: BertConfig, source: Pat
                 )
             if not tensor.dtype.is_floating_point:
                 raise CheckpointError(source, f"tensor {hf} has dtype {tensor.dtype}, expected a float type")
+            not_finite = int((~torch.isfinite(tensor)).sum())
+            if not_finite:
+                raise CheckpointError(source, f"tensor {hf} has {not_finite} value(s) that are NaN or infinite: "
+                                              f"the file is corrupted, or the training that wrote it diverged")
             parts.append(tensor.to(torch.float32))
         state[ours] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
     extra = [k for k in encoder if k not in used]

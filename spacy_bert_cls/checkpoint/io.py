@@ -1,11 +1,16 @@
 """Reading and writing tensor files: safetensors, and pytorch_model.bin without pickled code."""
+import ctypes
+import errno
 import json
 import os
 import pickle
+import shutil
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Union
+from typing import Dict, Iterator, Optional, Union
 
 import torch
 from safetensors import SafetensorError
@@ -84,6 +89,26 @@ def _read_json(path: Path):
         raise CheckpointError(path, f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
 
 
+# Fault injection for the stress suite only: when set, every atomic write sleeps this many
+# seconds just before its file or folder is moved into place, so that a test can kill the
+# process while a write is under way. Unset, it costs one dictionary look-up.
+WRITE_DELAY_ENV = "SPACY_BERT_CLS_TEST_WRITE_DELAY"
+
+
+def _test_write_delay() -> None:
+    delay = os.environ.get(WRITE_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _plain_permissions(path: Path, mode: int) -> None:
+    # mkstemp / mkdtemp make private entries (0600 / 0700); give the permissions a plain
+    # open / mkdir would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 @contextmanager
 def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.
@@ -99,14 +124,109 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb") as file_:
             os.fsync(file_.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        _plain_permissions(tmp_path, 0o666)
+        _test_write_delay()
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE).
+
+    RETURNS (bool): False where the system or file system cannot (then nothing changed).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no libc symbol (glibc < 2.28, musl)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(f".{path.name}.previous")
+
+
+def recover_dir(path: Union[str, Path]) -> None:
+    """Finish or undo a folder swap that a killed process left half done (the two-rename
+    fallback of `atomic_dir`), and remove the temporary folders of dead writers."""
+    path = Path(path)
+    previous = _previous(path)
+    if previous.exists():
+        if path.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(previous, path)
+    for stale in path.parent.glob(f".{path.name}.pid*.tmp"):
+        pid = stale.name[len(path.name) + 5:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@contextmanager
+def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; when the block succeeds, the folder
+    takes the place of `path` in one step, and whatever was there before is removed.
+
+    An error inside the block, or the process being killed at any moment, leaves `path` as
+    it was: the old folder whole, or the new one whole, never a mix. On Linux the swap is
+    one renameat2(RENAME_EXCHANGE); elsewhere it is two renames, and a kill between them
+    leaves the old folder at `.NAME.previous`, which the next `atomic_dir` (or
+    `recover_dir`) puts back.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        _plain_permissions(tmp, 0o777)
+        _test_write_delay()
+        if not path.exists():
+            os.replace(tmp, path)
+        elif not exchange_paths(tmp, path):
+            previous = _previous(path)
+            os.replace(path, previous)
+            os.replace(tmp, path)
+            shutil.rmtree(previous, ignore_errors=True)
+        # After an exchange, `tmp` holds the old folder: removed below.
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_tensors(path: Path, tensors: Dict[str, torch.Tensor]) -> None:

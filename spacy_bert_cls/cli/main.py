@@ -61,6 +61,8 @@ def pretrain_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id; -1 for the CPU"),
 ) -> None:
     """Masked-LM (+ next-sentence) pretraining. Overrides: --paths.raw FILE --training.max_steps N ..."""
+    import configparser
+
     from spacy.cli._util import parse_config_overrides
     from thinc.api import Config
 
@@ -70,7 +72,10 @@ def pretrain_cli(
         msg.fail(f"Config not found: {config_path}", exits=1)
     try:
         config = Config().from_disk(config_path, overrides=parse_config_overrides(ctx.args), interpolate=True)
-        path = pretrain(config, output_dir, resume=resume, gpu_id=gpu_id)
+    except (ValueError, configparser.Error) as err:
+        msg.fail("Pretraining stopped", f"{config_path}: not a valid config: {str(err).strip()}", exits=1)
+    try:
+        path = pretrain(config, output_dir, resume=resume, gpu_id=gpu_id, config_path=config_path)
     except (ValueError, CheckpointError) as err:
         msg.fail("Pretraining stopped", str(err), exits=1)
     msg.good(f"Saved {path}")

@@ -263,13 +263,10 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
 
     RETURNS (thresholds, macro F before, macro F after) on the data.
     """
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     import spacy
 
     from ..corpus import create_corpus_reader_v1
+    from ..saving import save_pipeline
 
     nlp = spacy.load(pipeline)
     pipe = nlp.get_pipe(component)
@@ -277,24 +274,8 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     before = nlp.evaluate(examples)["cats_macro_f"]
     thresholds = tune_thresholds(nlp, examples, component)
     after = nlp.evaluate(examples)["cats_macro_f"]
-    output = Path(output)
-    # Write beside the target, then swap: an interrupted save leaves the old pipeline whole.
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        nlp.to_disk(staging)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            output.rename(old)
-            staging.rename(output)
-            shutil.rmtree(old)
-        else:
-            staging.rename(output)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    # Written beside the target and swapped in: an interrupted save leaves the old pipeline whole.
+    save_pipeline(nlp, output)
     return thresholds, before, after
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple, Union
 
 from ..errors import DataError
+from ..safe_tokenizer import SURROGATES
 
 DEFAULT_MAX_LINE_CHARS = 1_000_000
 
@@ -22,7 +23,7 @@ def iter_documents(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LIN
     found = False
     paragraphs: List[str] = []
     first_line = 0
-    for number, line in _lines(path):
+    for number, line in _lines(path, max_line_chars):
         if len(line) > max_line_chars:
             raise DataError(path, number, f"line of {len(line):,} characters, over the limit of "
                                           f"{max_line_chars:,} (split it into paragraphs, or raise max_line_chars)")
@@ -50,9 +51,20 @@ def iter_documents(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LIN
         raise DataError(path, None, "no text in the file (it is empty or blank)")
 
 
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+def _lines(path: Path, max_line_chars: int) -> Iterator[Tuple[int, str]]:
+    # readline with a bound: a file of one giant line is refused without being read whole
+    # (a UTF-8 character is at most 4 bytes).
+    limit = 4 * max_line_chars + 2
     with path.open("rb") as file_:
-        for number, raw in enumerate(file_, start=1):
+        number = 0
+        while True:
+            raw = file_.readline(limit)
+            if not raw:
+                return
+            number += 1
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                raise DataError(path, number, f"line of over {limit:,} bytes, over the limit of {max_line_chars:,} "
+                                              f"characters (split it into paragraphs, or raise max_line_chars)")
             try:
                 yield number, raw.decode("utf8").rstrip("\r\n")
             except UnicodeDecodeError as err:
@@ -66,7 +78,18 @@ def _jsonl_text(path: Path, number: int, line: str) -> str:
         raise DataError(path, number, f"invalid JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         raise DataError(path, number, 'expected an object with a string "text"')
+    surrogate = SURROGATES.search(record["text"])
+    if surrogate:
+        raise DataError(path, number, f'"text" has a lone surrogate (U+{ord(surrogate.group()):04X}), not valid '
+                                      f"Unicode: a \\u escape without its pair; repair or remove it")
     return record["text"]
+
+
+def validate_raw_file(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> None:
+    """Read a raw text file through once, streaming, so that a bad line stops a run before
+    it writes anything (DataError with the file and line)."""
+    for _ in iter_documents(path, max_line_chars):
+        pass
 
 
 def iter_paragraphs(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[str]:

@@ -6,6 +6,8 @@ its own shard. Checkpoints are HF BertForPreTraining folders plus the training s
 continues from the newest so that the run ends where an uninterrupted one would.
 """
 import csv
+import errno
+import io
 import logging
 import math
 import os
@@ -21,14 +23,14 @@ import torch.nn.functional as F
 from thinc.api import Config
 
 from ..checkpoint.hf import save_pretraining_checkpoint
-from ..checkpoint.io import atomic_path
+from ..checkpoint.io import atomic_dir, atomic_path, recover_dir
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import BertForPreTraining
 from ..tokenization import PieceTokenizer, load_piece_tokenizer
 from ..tokenization.wordpiece import (SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG, TOKENIZER_JSON, VOCAB_TXT,
                                       save_piece_tokenizer, train_wordpiece)
-from .data import iter_paragraphs
+from .data import iter_paragraphs, validate_raw_file
 from .instances import (NO_NSP, Batch, InstanceStream, continuation_table, iter_batches, special_ids)
 from .masking import mask_pieces, step_generator
 from .model import load_pretraining_model
@@ -76,11 +78,12 @@ class Settings:
     keep_checkpoints: int
 
     @classmethod
-    def from_config(cls, config: Config) -> "Settings":
+    def from_config(cls, config: Config, source: str = "config") -> "Settings":
+        """source: what to call the config in messages (its file name)."""
         def get(section: str, key: str, kind, default=...):
             value = config.get(section, {}).get(key, default)
             if value is ...:
-                raise ValueError(f"config: [{section}] {key} is missing")
+                raise ValueError(f"{source}: [{section}] {key} is missing")
             if value is None and default is None:
                 return None
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -88,7 +91,7 @@ class Settings:
             if kind is Path:
                 return Path(value)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise ValueError(f"config: [{section}] {key} must be {kind.__name__}, got {value!r}")
+                raise ValueError(f"{source}: [{section}] {key} must be {kind.__name__}, got {value!r}")
             return value
 
         known = {
@@ -102,15 +105,15 @@ class Settings:
         for section, keys in known.items():
             unknown = set(config.get(section, {})) - keys
             if unknown:
-                raise ValueError(f"config: unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
+                raise ValueError(f"{source}: unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}")
         model = dict(config.get("model", {}))
         if model:
             unknown = set(model) - set(BertConfig.__dataclass_fields__) - {"vocab_size"}
             if unknown:
-                raise ValueError(f"config: unknown setting(s) in [model]: {', '.join(sorted(unknown))}")
+                raise ValueError(f"{source}: unknown setting(s) in [model]: {', '.join(sorted(unknown))}")
         raw = config.get("paths", {}).get("raw")
         if raw is None:
-            raise ValueError("config: [paths] raw is not set: pass --paths.raw FILE (.txt or .jsonl)")
+            raise ValueError(f"{source}: [paths] raw is not set: pass --paths.raw FILE (.txt or .jsonl)")
         settings = cls(
             raw=Path(raw), dev=get("paths", "dev", Path, None), bert=get("paths", "bert", Path, None),
             model=model,
@@ -137,9 +140,9 @@ class Settings:
         for name in ("batch_size", "gradient_accumulation", "max_steps", "log_every", "eval_every",
                      "eval_batches", "checkpoint_every", "keep_checkpoints", "vocab_size"):
             if getattr(settings, name) < 1:
-                raise ValueError(f"config: {name} must be at least 1, got {getattr(settings, name)}")
+                raise ValueError(f"{source}: {name} must be at least 1, got {getattr(settings, name)}")
         if settings.mixed_precision not in ("auto", "none", "bf16", "fp16"):
-            raise ValueError(f"config: [training] mixed_precision must be auto, none, bf16 or fp16, "
+            raise ValueError(f"{source}: [training] mixed_precision must be auto, none, bf16 or fp16, "
                              f"got {settings.mixed_precision!r}")
         return settings
 
@@ -172,17 +175,26 @@ def _barrier(dist_info: Distributed) -> None:
         torch.distributed.barrier()
 
 
-def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: int = -1) -> Path:
-    """Run (or resume) pretraining as the config says; RETURNS the model-last folder."""
-    settings = Settings.from_config(config)
+def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: int = -1,
+             config_path: Optional[Path] = None) -> Path:
+    """Run (or resume) pretraining as the config says; RETURNS the model-last folder.
+
+    Every input (the settings, the raw and dev files, the checkpoint to continue) is
+    checked before anything is written: a bad one stops the run with what is wrong and
+    where, and leaves no output. A full disk stops it with a clear error, keeping the last
+    complete checkpoint (`--resume` continues from it once there is space).
+    config_path: the config's file, named in error messages.
+    """
+    settings = Settings.from_config(config, source=str(config_path) if config_path else "config")
     output_dir = Path(output_dir)
     use_cuda = gpu_id >= 0
     dist_info = init_distributed(use_cuda)
     device = torch.device(f"cuda:{gpu_id + dist_info.local_rank}" if use_cuda else "cpu")
+    for path in (settings.raw, settings.dev):
+        if path is not None:
+            validate_raw_file(path)
     if dist_info.main:
-        output_dir.mkdir(parents=True, exist_ok=True)
         _clean_temporary(output_dir)
-    _barrier(dist_info)
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no checkpoint in %s, starting from the beginning", output_dir)
@@ -192,13 +204,34 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     source = checkpoint if checkpoint is not None else settings.bert
-    tokenizer = _tokenizer(settings, source, output_dir, dist_info)
-    model, model_config = _model(settings, source, tokenizer)
+    created = not output_dir.exists()
+    try:
+        if source is not None:  # read and checked before the output folder is made
+            tokenizer = load_piece_tokenizer(source)
+            model, model_config = _model(settings, source, tokenizer)
+        if dist_info.main:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        _barrier(dist_info)
+        if source is None:  # a vocabulary learnt from the raw text (kept in OUTPUT_DIR/vocab)
+            tokenizer = _tokenizer(settings, source, output_dir, dist_info)
+            model, model_config = _model(settings, source, tokenizer)
+    except BaseException:
+        if created and dist_info.main:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
     model.to(device)
     runner = _Runner(settings, model, model_config, tokenizer, device, dist_info, output_dir, source)
     if checkpoint is not None:
         runner.load_state(checkpoint)
-    runner.run()
+    try:
+        runner.run()
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        last = latest_checkpoint(output_dir)
+        kept = f"the last complete checkpoint, {last}, is kept" if last else "no checkpoint was complete yet"
+        raise CheckpointError(output_dir, f"the disk is full ({err.strerror}) at step {runner.step}: {kept}. "
+                                          f"Free some space and run again with --resume.") from None
     return output_dir / "model-last"
 
 
@@ -226,8 +259,10 @@ def _model(settings: Settings, source: Optional[Path], tokenizer: PieceTokenizer
         return BertForPreTraining(config), config
     model, config, _ = load_pretraining_model(source)
     if tokenizer.vocab_size != config.vocab_size:
-        raise CheckpointError(source, f"the tokenizer has {tokenizer.vocab_size} entries but vocab_size is "
-                                      f"{config.vocab_size}")
+        tokenizer_file = source / (TOKENIZER_JSON if (source / TOKENIZER_JSON).is_file() else VOCAB_TXT)
+        raise CheckpointError(tokenizer_file, f"the tokenizer has {tokenizer.vocab_size} entries but config.json "
+                                              f"says vocab_size = {config.vocab_size}: the vocabulary does not "
+                                              f"belong to these weights")
     if settings.max_length > config.max_position_embeddings:
         raise ValueError(f"[objective] max_length {settings.max_length} is over the checkpoint's "
                          f"max_position_embeddings ({config.max_position_embeddings})")
@@ -243,8 +278,17 @@ def latest_checkpoint(output_dir: Path) -> Optional[Path]:
 
 
 def _clean_temporary(output_dir: Path) -> None:
-    for path in output_dir.glob(".tmp-*"):
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove what a killed run left half-written (its temporary folders), and finish a
+    folder swap it left half done."""
+    if not output_dir.is_dir():
+        return
+    for previous in output_dir.glob(".*.previous"):
+        recover_dir(output_dir / previous.name[1:-len(".previous")])
+    for path in list(output_dir.glob(".tmp-*")) + list(output_dir.glob(".*.tmp")):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
 
 
 class _Runner:
@@ -445,10 +489,8 @@ class _Runner:
 
     def save_model(self, folder: Path) -> None:
         """An HF BertForPreTraining folder with the tokenizer files, written atomically."""
-        tmp = self.output_dir / f".tmp-{folder.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self._write_model(tmp)
-        _replace_dir(tmp, folder)
+        with atomic_dir(folder) as tmp:
+            self._write_model(tmp)
 
     def _write_model(self, folder: Path) -> None:
         save_pretraining_checkpoint(folder, self.model_config, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
@@ -463,9 +505,6 @@ class _Runner:
     def save_checkpoint(self) -> None:
         if self.dist.main:
             name = f"checkpoint-{self.step:08d}"
-            tmp = self.output_dir / f".tmp-{name}-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._write_model(tmp)
             state = {
                 "step": self.step,
                 "batches_read": self.batches_read,
@@ -477,11 +516,16 @@ class _Runner:
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
                 "python_rng": random.getstate(),
             }
-            with atomic_path(tmp / STATE_FILE) as state_tmp:
-                torch.save(state, state_tmp)
-            _replace_dir(tmp, self.output_dir / name)
+            # The folder appears whole, training state included, or not at all.
+            with atomic_dir(self.output_dir / name) as tmp:
+                self._write_model(tmp)
+                with atomic_path(tmp / STATE_FILE) as state_tmp:
+                    torch.save(state, state_tmp)
             for old in sorted(self.output_dir.glob("checkpoint-*"))[: -self.s.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+                # Renamed away first: a kill during the removal leaves no half checkpoint.
+                trash = self.output_dir / f".{old.name}.pid{os.getpid()}.removed.tmp"
+                os.replace(old, trash)
+                shutil.rmtree(trash, ignore_errors=True)
         _barrier(self.dist)
 
     def load_state(self, checkpoint: Path) -> None:
@@ -499,18 +543,32 @@ class _Runner:
         if state["cuda_rng"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         random.setstate(state["python_rng"])
+        if self.dist.main:
+            _truncate_log(self.output_dir / LOG_FILE, self.step)
         logger.info("Resuming from %s at step %d", checkpoint, self.step)
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move a finished folder into place: the old one stays whole until the new one is there."""
-    if target.exists():
-        old = target.with_name(f".tmp-old-{target.name}-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log's rows up to `step` (a resumed run writes the later ones again), and
+    drop a row that a killed process left half-written."""
+    if not path.exists():
+        return
+    kept = []
+    with path.open(encoding="utf8", newline="") as file_:
+        for row in csv.DictReader(file_):
+            if None in row or None in row.values() or set(row) != set(LOG_FIELDS):
+                continue  # a cut line: too few fields, or two lines run together
+            try:
+                if int(row["step"]) <= step:
+                    kept.append(row)
+            except ValueError:
+                continue
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(kept)
+    with atomic_path(path) as tmp:
+        tmp.write_text(out.getvalue(), encoding="utf8")
 
 
 def plot_curves(log_path: Path, output: Path) -> None:
