@@ -1,0 +1,83 @@
+"""Hostile text through both pipelines: nothing crashes, every token gets a vector, every
+entity is a valid span with a confidence in [0, 1], exclusive cats sum to 1, no token is
+dropped, and resident memory stays flat.
+
+STRESS_DOCS (default 100,000) texts per pipeline from a seeded generator, plus every edge
+case, a few giants (a 20,000-character token, a 50,000-token doc) and hypothesis's own.
+"""
+import gc
+import os
+import random
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from . import harness
+
+N_DOCS = int(os.environ.get("STRESS_DOCS", "100000"))
+N_GIANTS = int(os.environ.get("STRESS_GIANTS", "4"))
+HYPOTHESIS_EXAMPLES = int(os.environ.get("STRESS_HYPOTHESIS", "300"))
+BATCH = 64
+SAMPLE_EVERY = max(BATCH, N_DOCS // 50 // BATCH * BATCH)  # about 50 memory readings
+KINDS = ("heads", "spacy")
+pytestmark = pytest.mark.stress
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_documents_keep_every_invariant_and_memory_is_flat(pipelines, figures, kind):
+    nlp = pipelines[kind]
+    # Warm-up: the first batches grow the string store, torch's and the allocator's pools.
+    harness.run_and_check(nlp, harness.text_stream(seed=99, n=2_000), kind, batch_size=BATCH)
+    gc.collect()
+    readings = [(0, harness.rss_mib())]
+
+    def sample(done: int) -> None:
+        if done % SAMPLE_EVERY == 0:
+            readings.append((done, harness.rss_mib()))
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    totals = harness.run_and_check(nlp, harness.text_stream(seed=0 if kind == "heads" else 1, n=N_DOCS), kind,
+                                   batch_size=BATCH, on_progress=sample)
+    seconds = time.perf_counter() - started
+    assert totals["docs"] == N_DOCS
+    warmup = min(10_000, N_DOCS // 5)
+    memory = harness.memory_slope(readings, warmup_docs=warmup)
+    figures[f"fuzz_{kind}"] = {**totals, "seconds": round(seconds, 1),
+                               "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                               "docs_per_second": round(N_DOCS / seconds, 1)}
+    figures[f"memory_{kind}"] = {k: round(v, 3) for k, v in memory.items()} | {
+        "docs": N_DOCS, "warmup_docs": warmup, "readings": len(readings)}
+    if N_DOCS >= 50_000:  # too few docs for a meaningful slope otherwise
+        assert memory["growth_percent"] < 5.0, memory
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_edge_cases_and_giants(pipelines, figures, kind):
+    nlp = pipelines[kind]
+    rng = random.Random(7)
+    totals = harness.run_and_check(nlp, harness.edge_cases(), kind, batch_size=8)
+    for i in range(N_GIANTS):
+        text = harness.long_token_text(rng) if i % 2 == 0 else harness.long_doc_text(rng)
+        # Alone and in a batch with small docs: windows of different docs share buckets.
+        harness.run_and_check(nlp, [text], kind, totals=totals)
+        harness.run_and_check(nlp, ["", text, "john visited paris", " "], kind, batch_size=4, totals=totals)
+    figures[f"edge_and_giants_{kind}"] = totals
+    assert totals["tokens"] > 2 * 50_000 if N_GIANTS >= 2 else True
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hypothesis_texts(pipelines, figures, kind):
+    nlp = pipelines[kind]
+    totals: dict = {}
+    from hypothesis import strategies as st
+
+    @settings(max_examples=HYPOTHESIS_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(harness.hypothesis_texts(), min_size=1, max_size=24))
+    def run(texts):
+        harness.run_and_check(nlp, texts, kind, batch_size=8, totals=totals)
+
+    run()
+    figures[f"hypothesis_{kind}"] = totals
