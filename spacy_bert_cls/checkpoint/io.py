@@ -14,7 +14,8 @@ from typing import Dict, Iterator, Optional, Union
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from ..errors import CheckpointError
 
@@ -231,9 +232,15 @@ def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
 
 def write_tensors(path: Path, tensors: Dict[str, torch.Tensor]) -> None:
     """Write tensors to a safetensors file atomically."""
+    data = save_safetensors({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata={"format": "pt"})
+    write_bytes(path, data)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to a file atomically. Serialized in memory first, so that a full disk is
+    an OSError (ENOSPC) from Python's own write, not a library's garbled message."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata={"format": "pt"})
+        tmp.write_bytes(data)
 
 
 def write_json(path: Path, data) -> None:

@@ -14,8 +14,6 @@ text that HF takes whole (up to 512 pieces) is one window here, with the same nu
 """
 import logging
 import re
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 import torch
 
 from ..checkpoint.hf import CONFIG_FILE, load_bert_checkpoint, ours_to_hf, read_hf_config
-from ..checkpoint.io import read_json, write_json, write_tensors
+from ..checkpoint.io import atomic_dir, read_json, write_json, write_tensors
 from ..decoding import TagScheme, hf_tag_names
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
@@ -407,20 +405,10 @@ def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[P
     path = Path(path)
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
         raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    # One atomic swap (checkpoint.io.atomic_dir): a kill at any moment leaves the old
+    # folder or the new one, whole, with the permissions a plain mkdir gives.
+    with atomic_dir(path) as staging:
         yield staging
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            path.rename(old / path.name)
-            staging.rename(path)
-            shutil.rmtree(old)
-        else:
-            staging.rename(path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def write_training_config(pipeline_dir: Union[str, Path], output: Union[str, Path]) -> Path:

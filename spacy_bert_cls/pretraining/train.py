@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from thinc.api import Config
 
 from ..checkpoint.hf import save_pretraining_checkpoint
-from ..checkpoint.io import atomic_dir, atomic_path, recover_dir
+from ..checkpoint.io import atomic_dir, atomic_path, recover_dir, write_bytes
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import BertForPreTraining
@@ -517,10 +517,11 @@ class _Runner:
                 "python_rng": random.getstate(),
             }
             # The folder appears whole, training state included, or not at all.
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
             with atomic_dir(self.output_dir / name) as tmp:
                 self._write_model(tmp)
-                with atomic_path(tmp / STATE_FILE) as state_tmp:
-                    torch.save(state, state_tmp)
+                write_bytes(tmp / STATE_FILE, buffer.getvalue())
             for old in sorted(self.output_dir.glob("checkpoint-*"))[: -self.s.keep_checkpoints]:
                 # Renamed away first: a kill during the removal leaves no half checkpoint.
                 trash = self.output_dir / f".{old.name}.pid{os.getpid()}.removed.tmp"
