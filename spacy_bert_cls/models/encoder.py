@@ -100,7 +100,7 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
         ),
         kwargs={},
     )
-    torch_outputs, torch_backprop = shim(args, is_train)
+    torch_outputs, torch_backprop = shim(args, is_train) if is_train else (_predict(shim, args), None)
     pieces_t, cls_t, pooled_t = torch_outputs
     pieces, cls, pooled = (torch2xp(t.float()) for t in torch_outputs)
     outputs = []
@@ -139,6 +139,18 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
         return []
 
     return outputs, backprop
+
+
+def _predict(shim: PyTorchShim, args: ArgsKwargs):
+    """The shim's predict, without its closing module.train(): done in one thread while
+    another is still in forward, that switches dropout on mid-batch there, and two threads
+    running the same nlp got different results. The module stays in eval mode; thinc's
+    begin_update sets train() itself."""
+    module = shim._model
+    if module.training:
+        module.eval()
+    with torch.no_grad(), torch.autocast(device_type="cuda", enabled=shim._mixed_precision):
+        return module(*args.args, **args.kwargs)
 
 
 def serialize_encoder(module: WindowedBert) -> bytes:
