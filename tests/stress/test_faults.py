@@ -21,7 +21,7 @@ import spacy
 from spacy_bert_cls.saving import save_pipeline
 
 from ..conftest import write_tiny_checkpoint
-from ..test_saving import tiny_pipeline
+from ..test_saving import two_pipelines  # noqa: F401 (a fixture)
 from . import faults
 
 pytestmark = pytest.mark.stress
@@ -35,13 +35,6 @@ def test_pretraining_killed_at_many_points_resumes_bit_exact(tmp_path, figures):
                                  "points": [f"{p['kind']}@{p['step']}" for p in result["kill_points"]]}
     assert result["n_killed"] >= 10
     assert result["n_mid_write"] >= 3  # checkpoint and model-last writes really were cut
-
-
-@pytest.fixture(scope="module")
-def two_pipelines(tmp_path_factory, tiny_model_config):
-    folder = tmp_path_factory.mktemp("two")
-    return [tiny_pipeline(write_tiny_checkpoint(folder / f"ckpt{seed}", seed=seed), tiny_model_config)
-            for seed in (0, 1)]
 
 
 def _loads(path):
