@@ -147,9 +147,21 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _png(figure) -> str:
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend; an ImportError that says what to install."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the HTML report draws its plots with matplotlib, which is not installed: "
+                          "pip install matplotlib (or pip install 'spacy_bert_cls[project]')") from None
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(figure) -> str:
+    plt = _pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -157,11 +169,7 @@ def _png(figure) -> str:
 
 
 def _confusion_png(confusion: Dict[str, Dict[str, int]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     labels = list(confusion)
     matrix = [[confusion[g][p] for p in labels] for g in labels]
     size = max(3.0, 0.5 * len(labels) + 1.5)
@@ -178,11 +186,7 @@ def _confusion_png(confusion: Dict[str, Dict[str, int]]) -> str:
 
 
 def _curves_png(log_csv: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = list(csv.DictReader(log_csv.open(encoding="utf8")))
     train = [r for r in rows if r["kind"] == "train"]
     dev = [r for r in rows if r["kind"] == "eval"]

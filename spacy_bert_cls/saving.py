@@ -12,9 +12,13 @@ makes model-last's saves atomic:
 
 (model-best is spaCy's copy of model-last, made with shutil.copytree after the save; a
 kill during that copy leaves model-best incomplete, while model-last stays whole.)
+
+The saved config.cfg keeps no absolute path of the machine (`portable_config`).
 """
+import os
+import re
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional, Union
+from typing import Callable, Dict, Iterable, List, Optional, Union
 
 from spacy.language import Language
 from spacy.util import SimpleFrozenList
@@ -24,11 +28,52 @@ from .checkpoint.io import atomic_dir
 
 def save_pipeline(nlp: Language, path: Union[str, Path], *, exclude: Iterable[str] = SimpleFrozenList()) -> Path:
     """`nlp.to_disk(path)`, atomically: the previous pipeline at `path` stays whole until the
-    new one is complete. RETURNS the path."""
+    new one is complete. The saved config.cfg names no absolute path of this machine (see
+    `portable_config`), so `spacy package` output does not either. RETURNS the path."""
     path = Path(path)
     with atomic_dir(path) as tmp:
         _plain_to_disk(nlp)(nlp, tmp, exclude=exclude)
+        if (tmp / "config.cfg").is_file():
+            portable_config(tmp / "config.cfg")
     return path
+
+
+# The sections that only training and initialization read: spacy.load never resolves them.
+TRAINING_SECTIONS = ("paths", "corpora", "training", "pretraining", "initialize")
+
+
+def portable_config(path: Union[str, Path]) -> List[str]:
+    """Set every absolute path in the training-time sections of a saved config.cfg (the
+    training data, the checkpoint folder the encoder was initialized from) to null: they
+    name folders of the machine that trained the pipeline, and loading never reads them.
+
+    RETURNS (List[str]): the settings that were cleared, as "section.key".
+    """
+    from thinc.api import Config
+
+    path = Path(path)
+    config = Config().from_disk(path, interpolate=False)
+    cleared: List[str] = []
+
+    def scrub(node: dict, where: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                scrub(value, f"{where}.{key}")
+            elif isinstance(value, str) and _is_absolute(value):
+                node[key] = None
+                cleared.append(f"{where}.{key}"[1:])
+
+    for section in TRAINING_SECTIONS:
+        if isinstance(config.get(section), dict):
+            scrub(config[section], f".{section}")
+    if cleared:
+        config.to_disk(path, interpolate=False)
+    return cleared
+
+
+def _is_absolute(value: str) -> bool:
+    return (os.path.isabs(value) or value.startswith("~") or bool(re.match(r"^[A-Za-z]:[\\/]", value))
+            or value.startswith("\\\\"))
 
 
 def _plain_to_disk(nlp: Language) -> Callable:

@@ -3,7 +3,8 @@ import ctypes
 import errno
 import json
 import os
-import pickle
+# pickle: only for pickle.UnpicklingError; nothing here unpickles (torch.load has weights_only=True).
+import pickle  # nosec B403
 import shutil
 import sys
 import tempfile

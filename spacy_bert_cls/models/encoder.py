@@ -17,8 +17,6 @@ from ..tokenization import PieceTokenizer
 from ..windows import plan_windows
 from .output import BertGrad, BertOutput, DocPieces
 
-install_fork_hooks()
-
 
 def build_windowed_encoder(
     config: BertConfig,
@@ -30,6 +28,10 @@ def build_windowed_encoder(
     mixed_precision: bool,
     grad_scaler_config: Dict[str, Any],
 ) -> Model[Tuple[List[DocPieces], PieceTokenizer], List[BertOutput]]:
+    # Installed here, when a bert component is built, not at import: spaCy imports every
+    # plugin's factories in any process that makes a Language, and the hooks change
+    # forked children (torch threads), which is no business of someone else's pipeline.
+    install_fork_hooks()
     if window_size > config.max_position_embeddings:
         raise ValueError(
             f"window_size ({window_size}) is longer than the encoder's "

@@ -35,8 +35,14 @@ logger = logging.getLogger(__name__)
 DECODERS = ("constrained", "hf_first", "argmax")
 
 CONFIDENCE = "confidence"
-if not Span.has_extension(CONFIDENCE):
-    Span.set_extension(CONFIDENCE, default=None)
+
+
+def register_confidence_extension() -> None:
+    """Span._.confidence, registered when a bert_ner is made, not at import: spaCy imports
+    every plugin's factories in any process that makes a Language, and a global extension
+    there could clash with another plugin's of the same name."""
+    if not Span.has_extension(CONFIDENCE):
+        Span.set_extension(CONFIDENCE, default=None)
 
 DEFAULT_MODEL = """
 [model]
@@ -90,6 +96,7 @@ class BertEntityRecognizer(TrainablePipe):
                  decoder: str = "constrained") -> None:
         TagScheme([], scheme)  # validates the scheme name
         _check_decoder(decoder)
+        register_confidence_extension()
         self.vocab = vocab
         self.model = model
         self.name = name

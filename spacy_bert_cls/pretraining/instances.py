@@ -79,7 +79,8 @@ class InstanceStream:
                 yield [next(encoded)[0].tolist() for _ in doc]
 
     def __iter__(self) -> Iterator[Instance]:
-        rng = random.Random(f"{self.seed}-{self.rank}")
+        # A seeded generator for sampling data, not for security.
+        rng = random.Random(f"{self.seed}-{self.rank}")  # nosec B311
         recent: Deque[List[int]] = deque(maxlen=2000)  # paragraphs of earlier documents, for random B
         self.epoch = 0
         while self.epochs is None or self.epoch < self.epochs:
