@@ -222,17 +222,31 @@ def edge_cases() -> List[str]:
     return cases
 
 
-def text_stream(seed: int, n: int, long_every: int = 0, n_long_tokens: int = 50_000) -> Iterator[str]:
+def text_stream(seed: int, n: int, long_every: int = 0, n_long_tokens: int = 50_000,
+                pool_words: int = 0, pool_docs: int = 3_000) -> Iterator[str]:
     """`n` texts from a seeded generator; every `long_every`-th a giant (20,000-character
-    token or 50,000-token doc, alternately)."""
+    token or 50,000-token doc, alternately).
+
+    pool_words: when set, every text is made from a fixed pool of that many hostile words
+    (and `pool_docs` whole hostile texts), so that spaCy's string store, which keeps every
+    string it has seen, stops growing: what memory still grows is then the pipeline's.
+    """
     rng = random.Random(seed)
     giant = 0
+    if pool_words:
+        words = [_word(rng) for _ in range(pool_words)]
+        specials = [generated_text(rng) for _ in range(pool_docs)]
+        separators = [" "] * 20 + WHITESPACE + ZERO_WIDTH + [""]
     for i in range(n):
         if long_every and i % long_every == long_every - 1:
             giant += 1
             yield long_token_text(rng) if giant % 2 else long_doc_text(rng, n_long_tokens)
-        else:
+        elif not pool_words:
             yield generated_text(rng)
+        elif rng.random() < 0.1:
+            yield rng.choice(specials)
+        else:
+            yield "".join(rng.choice(words) + rng.choice(separators) for _ in range(rng.randint(1, 40)))
 
 
 def hypothesis_texts():
