@@ -47,6 +47,13 @@ class SurrogateSafeTokenizer:
             raise AttributeError(name)
         return getattr(self.tokenizer, name)
 
+    def __setattr__(self, name: str, value) -> None:
+        # nlp.tokenizer.infix_finditer = ... and the like customize the wrapped tokenizer.
+        if name == "tokenizer":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.tokenizer, name, value)
+
     def __reduce__(self):
         return (SurrogateSafeTokenizer, (self.tokenizer,))
 
