@@ -36,20 +36,33 @@ sys.path.insert(0, str(HERE))
 import speed_pipeline as sp  # noqa: E402  (the pipelines, texts and RSS readers it uses)
 
 
-def run_suite(extra: list) -> dict:
+# --jobs: the suite split into groups that run as parallel pytest processes (the same
+# tests as one `pytest -m stress`; on a shared machine, parallel processes get more of it).
+GROUPS = [["tests/stress/test_text_fuzz.py", "-k", "heads"], ["tests/stress/test_text_fuzz.py", "-k", "spacy"],
+          ["tests/stress/test_faults.py"], ["tests/stress/test_concurrency.py", "tests/stress/test_plugin_timing.py"]]
+
+
+def run_suite(jobs: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="stress-figures-") as tmp:
-        figures_file = Path(tmp) / "figures.json"
-        env = {**os.environ, "STRESS_FIGURES": str(figures_file), "OMP_NUM_THREADS": "1",
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        command = [sys.executable, "-m", "pytest", "-m", "stress", "-q", "-p", "no:cacheprovider",
-                   "tests/stress"] + extra
+        groups = [["tests/stress"]] if jobs <= 1 else GROUPS
+        commands, running, returncodes = [], [], []
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        returncode = subprocess.run(command, cwd=REPO, env=env).returncode
+        for i, group in enumerate(groups):
+            env = {**os.environ, "STRESS_FIGURES": str(Path(tmp) / f"figures-{i}.json"), "OMP_NUM_THREADS": "1",
+                   "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+            command = [sys.executable, "-m", "pytest", "-m", "stress", "-q", "-p", "no:cacheprovider"] + group
+            commands.append(" ".join(["python"] + command[1:]))
+            running.append(subprocess.Popen(command, cwd=REPO, env=env))
+            if len(running) >= max(1, jobs):
+                returncodes.append(running.pop(0).wait())
+        returncodes += [process.wait() for process in running]
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        figures = json.loads(figures_file.read_text()) if figures_file.is_file() else {}
-    figures["suite"] = {"command": " ".join(["python"] + command[1:]), "returncode": returncode,
+        figures = {}
+        for path in sorted(Path(tmp).glob("figures-*.json")):
+            figures.update(json.loads(path.read_text()))
+    figures["suite"] = {"commands": commands, "returncode": max(returncodes),
                         "wall_seconds": round(wall, 1),
                         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
                         "load_average_at_end": os.getloadavg()[0]}
@@ -58,7 +71,7 @@ def run_suite(extra: list) -> dict:
 
 def print_suite(figures: dict) -> None:
     suite = figures["suite"]
-    print(f"\n{suite['command']}: exit {suite['returncode']}, {suite['wall_seconds'] / 60:.1f} min wall, "
+    print(f"\n{' & '.join(suite['commands'])}: exit {suite['returncode']}, {suite['wall_seconds'] / 60:.1f} min wall, "
           f"{suite['cpu_seconds'] / 60:.1f} min CPU (load average at the end {suite['load_average_at_end']:.1f})")
     fuzzed = 0
     for kind in ("heads", "spacy"):
@@ -191,6 +204,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--no-suite", action="store_true", help="skip pytest -m stress")
     p.add_argument("--memory", action="store_true", help="peak RSS beside spacy-transformers (MiniLM)")
+    p.add_argument("--jobs", type=int, default=1, help="run the suite as this many parallel pytest processes (1: one)")
     p.add_argument("--texts", default=sp.DEFAULT_TEXTS, help="FILE[:N],... under --datasets")
     p.add_argument("--datasets", default=str(sp.DEFAULT_DATASETS))
     p.add_argument("--bert", default=None, help="HF checkpoint folder (default: all-MiniLM-L6-v2's)")
@@ -209,7 +223,7 @@ def main(args) -> int:
         return 0
     figures = {}
     if not args.no_suite:
-        figures = run_suite([])
+        figures = run_suite(args.jobs)
         print_suite(figures)
     if args.memory:
         figures["memory_vs_spacy_transformers"] = run_memory(args)

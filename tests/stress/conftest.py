@@ -27,7 +27,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{name}: {json.dumps(value, sort_keys=True)}")
     target = os.environ.get("STRESS_FIGURES")
     if target:
-        Path(target).write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n", encoding="utf8")
+        # Merged into what is there: benchmarks/stress.py --jobs runs several pytest
+        # processes, one file each, but a file may also be reused on purpose.
+        path = Path(target)
+        merged = json.loads(path.read_text(encoding="utf8")) if path.is_file() else {}
+        merged.update(FIGURES)
+        path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf8")
 
 
 @pytest.fixture(scope="session", autouse=True)
