@@ -14,7 +14,7 @@ from ..pytorch.config import BertConfig
 from ..pytorch.encoder import BertModel
 from ..pytorch.windowed import WindowedBert
 from ..tokenization import PieceTokenizer
-from ..windows import plan_windows
+from ..windows import WindowPlan, plan_windows
 from .output import BertGrad, BertOutput, DocPieces
 
 
@@ -68,9 +68,9 @@ def get_windowed_bert(model: Model) -> WindowedBert:
     return model.shims[0]._model
 
 
-def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer], is_train: bool):
-    docs, tokenizer = inputs
-    plan = plan_windows(
+def plan_for(model: Model, docs: List[DocPieces], tokenizer: PieceTokenizer) -> WindowPlan:
+    """The windows and padded buckets the encoder runs for these docs."""
+    return plan_windows(
         [doc.ids for doc in docs],
         cls_id=tokenizer.cls_id,
         sep_id=tokenizer.sep_id,
@@ -80,16 +80,27 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
         overlap=model.attrs["overlap"],
         max_batch_pieces=model.attrs["max_batch_pieces"],
     )
+
+
+def bucket_tensors(plan: WindowPlan, device) -> List[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """(input_ids, attention_mask or None when nothing is padded) of each bucket."""
+    return [
+        (torch.as_tensor(b.input_ids, dtype=torch.long, device=device),
+         torch.as_tensor(b.attention_mask, dtype=torch.bool, device=device) if b.padded else None)
+        for b in plan.buckets
+    ]
+
+
+def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer], is_train: bool):
+    docs, tokenizer = inputs
+    plan = plan_for(model, docs, tokenizer)
     shim = model.shims[0]
     device = shim.device
 
     def to_torch(array, dtype=torch.long):
         return torch.as_tensor(array, dtype=dtype, device=device)
 
-    buckets = [
-        (to_torch(b.input_ids), to_torch(b.attention_mask, torch.bool) if b.padded else None)
-        for b in plan.buckets
-    ]
+    buckets = bucket_tensors(plan, device)
     gather_only = plan.one_source_each
     args = ArgsKwargs(
         args=(
@@ -158,13 +169,23 @@ def _predict(shim: PyTorchShim, args: ArgsKwargs):
 def serialize_encoder(module: WindowedBert) -> bytes:
     """The encoder's config and weights; safetensors, so loading runs no pickled code."""
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    return srsly.msgpack_dumps({"config": module.bert.config.to_dict(), "weights": save_safetensors(state)})
+    return srsly.msgpack_dumps({"config": module.bert.config.to_dict(), "weights": save_safetensors(state),
+                                "int8": module.int8_settings})
 
 
 def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> WindowedBert:
     msg = srsly.msgpack_loads(data)
     config = BertConfig.from_dict(msg["config"])
     if module is None or module.bert.config != config:
-        module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False))
-    module.load_state_dict(load_safetensors(msg["weights"]), strict=True)
+        module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False),
+                              inference_dtype=getattr(module, "inference_dtype", "float32"))
+    state = load_safetensors(msg["weights"])
+    prefix = "calibration."
+    ranges = {k[len(prefix):].replace("__", "."): v for k, v in state.items() if k.startswith(prefix)}
+    settings = msg.get("int8") or {}
+    if settings:
+        module.set_int8_calibration(settings["alpha"], settings["fp32_layers"], ranges)
+    else:
+        module.clear_int8_calibration()
+    module.load_state_dict(state, strict=True)
     return module.to(device)

@@ -9,6 +9,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
+from ..models.encoder import get_windowed_bert
 from ..models.listener import BertListener, store_outputs
 from ..models.output import BertGrad, BertOutput
 
@@ -33,9 +34,11 @@ stride = 192
         "model": Config().from_str(DEFAULT_BERT_MODEL)["model"],
         "frozen": False,
         "set_doc_tensor": False,
+        "inference_dtype": "float32",
     },
 )
-def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tensor: bool) -> "BertTransformer":
+def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tensor: bool,
+              inference_dtype: str) -> "BertTransformer":
     """Create a `bert` component (factory "bert").
 
     model (Model[List[Doc], List[BertOutput]]): spacy-bert-cls.BertTransformer.v1.
@@ -44,20 +47,37 @@ def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tens
     set_doc_tensor (bool): also write mean-pooled token vectors to doc.tensor, as
         spaCy's tok2vec does (token.vector and doc.similarity then use them); off by
         default, so nothing big stays on the Doc after the pipeline.
+    inference_dtype (str): what the encoder predicts in: "float32" (default), "int8"
+        (linear layers in int8, calibrated by `spacy-bert-cls quantize`; without a
+        calibration, quantized per channel from the weights alone) or "bfloat16" (autocast;
+        fast only where the CPU has native bf16). Training always runs in fp32 (or
+        `mixed_precision`): the setting applies to nlp(...), nlp.pipe and evaluation.
     """
-    return BertTransformer(nlp.vocab, model, name, frozen=frozen, set_doc_tensor=set_doc_tensor)
+    return BertTransformer(nlp.vocab, model, name, frozen=frozen, set_doc_tensor=set_doc_tensor,
+                           inference_dtype=inference_dtype)
 
 
 class BertTransformer(TrainablePipe):
     """A BERT encoder shared by the listeners of downstream components."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "bert", *,
-                 frozen: bool = False, set_doc_tensor: bool = False) -> None:
+                 frozen: bool = False, set_doc_tensor: bool = False, inference_dtype: str = "float32") -> None:
         self.vocab = vocab
         self.model = model
         self.name = name
         self.listener_map: Dict[str, List[BertListener]] = {}
         self.cfg = {"frozen": frozen, "set_doc_tensor": set_doc_tensor}
+        self.inference_dtype = inference_dtype
+
+    @property
+    def inference_dtype(self) -> str:
+        """"float32", "int8" or "bfloat16": see make_bert. The factory setting (config.cfg)
+        is where it is saved; setting it here changes this pipeline's predictions now."""
+        return get_windowed_bert(self.model.get_ref("encoder")).inference_dtype
+
+    @inference_dtype.setter
+    def inference_dtype(self, value: str) -> None:
+        get_windowed_bert(self.model.get_ref("encoder")).inference_dtype = value
 
     # Listener bookkeeping, as spaCy's Tok2Vec: Language._link_components calls these.
     @property

@@ -1,10 +1,24 @@
 """Run the encoder over buckets of windows and combine them into doc pieces (plain torch)."""
-from typing import List, Optional, Tuple
+import logging
+import threading
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .encoder import BertModel
+from .quantized import DTYPES, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
+
+logger = logging.getLogger("spacy_bert_cls")
+
+
+_WARNED = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)
 
 
 class WindowedBert(nn.Module):
@@ -14,12 +28,88 @@ class WindowedBert(nn.Module):
     the differentiable part: encode, gather (and average overlaps), pool [CLS].
     """
 
-    def __init__(self, bert: BertModel, mixed_precision: bool = False) -> None:
+    def __init__(self, bert: BertModel, mixed_precision: bool = False, inference_dtype: str = "float32") -> None:
         super().__init__()
         self.bert = bert
         # Autocast on the device the weights are on: fp16 on CUDA (thinc's shim adds
         # the gradient scaler there), bf16 on CPU, which needs no scaler.
         self.mixed_precision = mixed_precision
+        self.inference_dtype = inference_dtype
+        # int8 calibration (see quantized.calibrate_int8): {"alpha", "fp32_layers"} here and
+        # the activation ranges as buffers of `calibration`, so they are saved with the weights.
+        self.int8_settings: Dict = {}
+        self.calibration = nn.Module()
+        # The module inference runs (int8 or oneDNN layers), derived from `bert` and rebuilt
+        # when its weights change: (fingerprint of bert's weights, settings, module).
+        self._derived: Optional[Tuple[tuple, tuple, nn.Module]] = None
+        self._derive_lock = threading.Lock()
+
+    def __getstate__(self):
+        # Copies and pickles take the weights and settings, not the derived module or lock.
+        state = dict(self.__dict__)
+        state["_derived"] = None
+        del state["_derive_lock"]
+        return state
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._derive_lock = threading.Lock()
+
+    @property
+    def inference_dtype(self) -> str:
+        return self._inference_dtype
+
+    @inference_dtype.setter
+    def inference_dtype(self, value: str) -> None:
+        if value not in DTYPES:
+            raise ValueError(f"inference dtype must be one of {DTYPES}, got {value!r}")
+        self._inference_dtype = value
+        self._derived = None
+
+    def set_int8_calibration(self, alpha: float, fp32_layers: List[str], ranges: Dict[str, Tensor]) -> None:
+        """Keep a calibration (quantized.calibrate_int8's result) with the encoder."""
+        self.int8_settings = {"alpha": float(alpha), "fp32_layers": list(fp32_layers)}
+        self.calibration = nn.Module()
+        for name, amax in ranges.items():
+            self.calibration.register_buffer(name.replace(".", "__"), amax.detach().float().clone())
+        self._derived = None
+
+    def clear_int8_calibration(self) -> None:
+        self.int8_settings = {}
+        self.calibration = nn.Module()
+        self._derived = None
+
+    def int8_ranges(self) -> Dict[str, Tensor]:
+        return {name.replace("__", "."): amax for name, amax in self.calibration.named_buffers()}
+
+    def inference_bert(self) -> nn.Module:
+        """The module that predicts: `bert` itself, or its int8 / oneDNN derivative."""
+        device = next(self.bert.parameters()).device
+        dtype = self.inference_dtype
+        if device.type != "cpu" or dtype == "bfloat16":
+            if dtype == "bfloat16" and device.type == "cpu" and not bf16_native():
+                _warn_once("this CPU has no native bf16 (avx512_bf16/AMX): bf16 inference is emulated and "
+                           "slower than fp32 here; int8 is the faster choice on this CPU")
+            return self.bert  # bf16 is autocast; int8 and oneDNN layers are CPU paths
+        fingerprint = tuple((p.data_ptr(), p._version) for p in self.bert.parameters())
+        settings = (dtype, repr(self.int8_settings), tuple(b.data_ptr() for b in self.calibration.buffers()))
+        derived = self._derived
+        if derived is not None and derived[0] == fingerprint and derived[1] == settings:
+            return derived[2]
+        with self._derive_lock:
+            if dtype == "int8" and int8_supported():
+                ranges = self.int8_ranges() or None
+                if ranges is None:
+                    logger.warning("int8 inference without calibration: weights per channel, no smoothing. "
+                                   "Calibrate on training text for better accuracy: spacy-bert-cls quantize")
+                module = quantize_bert(self.bert, ranges, alpha=self.int8_settings.get("alpha", 0.8),
+                                       fp32_layers=self.int8_settings.get("fp32_layers", ()))
+            else:
+                if dtype == "int8":
+                    logger.warning("this torch build has no int8 engine: the encoder runs in fp32")
+                module = fast_fp32_bert(self.bert) or self.bert
+            self._derived = (fingerprint, settings, module)
+        return module
 
     def forward(
         self,
@@ -43,8 +133,15 @@ class WindowedBert(nn.Module):
         """
         device_type = piece_rows.device.type
         low = torch.bfloat16 if device_type == "cpu" else torch.float16
-        with torch.autocast(device_type, dtype=low, enabled=self.mixed_precision):
-            outputs = [self.bert(ids, mask) for ids, mask in buckets]
+        autocast = self.mixed_precision
+        bert = self.bert
+        if not self.training and not torch.is_grad_enabled():
+            # Prediction: the inference dtype's path.
+            bert = self.inference_bert()
+            if self.inference_dtype == "bfloat16":
+                autocast, low = True, torch.bfloat16
+        with torch.autocast(device_type, dtype=low, enabled=autocast):
+            outputs = [bert(ids, mask) for ids, mask in buckets]
         width = self.bert.config.hidden_size
         flat = outputs[0].reshape(-1, width) if len(outputs) == 1 else torch.cat(
             [out.reshape(-1, width) for out in outputs]
@@ -57,6 +154,6 @@ class WindowedBert(nn.Module):
                 0, piece_targets, sources * piece_weights[:, None].to(sources.dtype)
             )
         cls = flat.index_select(0, cls_rows)
-        with torch.autocast(device_type, dtype=low, enabled=self.mixed_precision):
+        with torch.autocast(device_type, dtype=low, enabled=autocast):
             pooled = self.bert.pooler(cls)
         return pieces, cls, pooled

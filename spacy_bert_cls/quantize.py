@@ -1,0 +1,120 @@
+"""Convert a trained pipeline's encoder to int8 or bf16 inference (`spacy-bert-cls quantize`).
+
+The result is an ordinary pipeline folder: the same fp32 weights, the `bert` component's
+`inference_dtype` set in its config.cfg, for int8 the calibration (activation ranges, the
+layers kept in fp32) saved with the weights, and what was done in meta.json under
+"spacy_bert_cls". It loads, saves and packages like any pipeline.
+"""
+import logging
+from itertools import islice
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import spacy
+import torch
+from spacy.language import Language
+
+from .errors import DataError
+from .models.encoder import bucket_tensors, get_windowed_bert, plan_for
+from .models.pieces import get_piece_tokenizer
+from .pytorch.quantized import DTYPES, bf16_native, calibrate_int8, fidelity
+from .saving import save_pipeline
+
+logger = logging.getLogger("spacy_bert_cls")
+PathLike = Union[str, Path]
+
+
+def calibration_texts(path: PathLike, limit: int) -> List[str]:
+    """Up to `limit` texts of a data file: JSONL ({"text"}), CoNLL (the tokens of each
+    sentence joined), .spacy, or plain text (a text a line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "no such file")
+    if path.suffix in (".jsonl", ".conll", ".iob", ".tsv", ".spacy"):
+        from .corpus import create_corpus_reader_v1
+
+        reader = create_corpus_reader_v1(path)
+        texts = [eg.reference.text for eg in islice(reader(spacy.blank("en")), limit)]
+    else:
+        with path.open(encoding="utf8") as file_:
+            texts = [line.strip() for line in islice((l for l in file_ if l.strip()), limit)]
+    if not texts:
+        raise DataError(path, None, "no texts to calibrate on")
+    return texts
+
+
+def encoder_batches(nlp: Language, texts: Sequence[str], component: str = "bert") -> Iterator:
+    """The (input_ids, attention_mask) buckets the component's encoder runs for `texts`."""
+    model = nlp.get_pipe(component).model
+    pieces_layer, encoder = model.get_ref("pieces"), model.get_ref("encoder")
+    tokenizer = get_piece_tokenizer(pieces_layer)
+    docs = [nlp.make_doc(text) for text in texts]
+    for start in range(0, len(docs), 64):
+        doc_pieces, _ = pieces_layer(docs[start:start + 64], is_train=False)
+        plan = plan_for(encoder, doc_pieces, tokenizer)
+        for ids, mask in bucket_tensors(plan, torch.device("cpu")):
+            yield ids, mask
+
+
+def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[PathLike], *, dtype: str,
+                      data: Optional[PathLike] = None, component: str = "bert", n_texts: int = 512,
+                      alpha: float = 0.8, target_cosine: float = 0.998, max_fp32_fraction: float = 0.25) -> Dict:
+    """Set a pipeline's encoder to `dtype` for inference, calibrating int8 on `data`.
+
+    pipeline: a pipeline folder (or a loaded Language, changed in place).
+    output: where to save the result (atomically); None: do not save.
+    dtype: "int8", "bfloat16" or "float32" (undo).
+    data: training text to calibrate int8 on (JSONL, CoNLL, .spacy or .txt); also where the
+        fidelity to fp32 is measured. Without it, int8 quantizes from the weights alone.
+    n_texts: texts of `data` used.
+    alpha, target_cosine, max_fp32_fraction: see pytorch.quantized.calibrate_int8.
+    RETURNS: what was done ({"dtype", "fp32_layers", "mean_cosine", ...}), also in
+        meta.json under "spacy_bert_cls".
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
+    if component not in nlp.pipe_names:
+        raise ValueError(f"no component {component!r} in the pipeline (it has {nlp.pipe_names})")
+    windowed = get_windowed_bert(nlp.get_pipe(component).model.get_ref("encoder"))
+    if next(windowed.bert.parameters()).device.type != "cpu":
+        windowed.to("cpu")
+    batches = list(encoder_batches(nlp, calibration_texts(data, n_texts), component)) if data else []
+    summary: Dict = {"dtype": dtype, "calibration_texts": str(Path(data).name) if data else None}
+    fp32 = windowed.bert.eval()
+    if dtype == "int8":
+        if batches:
+            result = calibrate_int8(fp32, batches, alpha=alpha, target_cosine=target_cosine,
+                                    max_fp32_fraction=max_fp32_fraction)
+            windowed.set_int8_calibration(result["alpha"], result["fp32_layers"], result["ranges"])
+            summary.update(alpha=result["alpha"], fp32_layers=result["fp32_layers"],
+                           mean_cosine=round(result["mean_cosine"], 6), min_cosine=round(result["min_cosine"], 6))
+        else:
+            windowed.clear_int8_calibration()
+            summary.update(alpha=None, fp32_layers=[])
+    else:
+        windowed.clear_int8_calibration()
+        if batches and dtype == "bfloat16":
+            measured = fidelity(fp32, _Bf16Autocast(fp32), batches)
+            summary.update(mean_cosine=round(measured["mean_cosine"], 6), min_cosine=round(measured["min_cosine"], 6))
+    if dtype == "bfloat16" and not bf16_native():
+        summary["warning"] = "this CPU has no native bf16: bf16 inference is emulated and slower than fp32 here"
+    nlp.get_pipe(component).inference_dtype = dtype
+    # The factory setting, so config.cfg says it and spacy.load restores it.
+    nlp.get_pipe_config(component)["inference_dtype"] = dtype
+    nlp.meta.setdefault("spacy_bert_cls", {})["inference"] = summary
+    if output is not None:
+        save_pipeline(nlp, output)
+    return summary
+
+
+class _Bf16Autocast(torch.nn.Module):
+    """The encoder as bf16 inference runs it (CPU autocast), for measuring its fidelity."""
+
+    def __init__(self, bert: torch.nn.Module) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.bert(input_ids, attention_mask).float()

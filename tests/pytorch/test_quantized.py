@@ -1,0 +1,228 @@
+"""int8 and bf16 inference, and the fp32 matmul backend: outputs agree with fp32 within stated
+tolerances, and quantized pipelines save, load and package like any other."""
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+import torch
+import torch.nn.functional as F
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
+
+from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.pytorch import BertConfig, BertModel
+from spacy_bert_cls.pytorch import quantized
+from spacy_bert_cls.pytorch.quantized import (Int8Linear, OneDNNLinear, activation_ranges, calibrate_int8,
+                                              fidelity, quantizable_layers, quantize_bert)
+from spacy_bert_cls.quantize import quantize_pipeline
+
+from ..conftest import TINY_SIZES
+
+pytestmark = pytest.mark.skipif(not quantized.int8_supported(), reason="this torch has no quantized engine")
+
+# Tolerances: int8 (7-bit weights per channel, 8-bit dynamic activations) keeps a linear
+# layer's output within 2% of its scale (3% with a 30x outlier channel, once smoothed); a
+# whole tiny encoder keeps a token cosine above 0.99 to fp32.
+INT8_LAYER_TOLERANCE = 0.02
+INT8_OUTLIER_TOLERANCE = 0.03
+INT8_MODEL_COSINE = 0.99
+BF16_MODEL_COSINE = 0.999
+
+
+def _batches(vocab_size, seed=0, n=4):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        ids = torch.randint(5, vocab_size, (8, 12 + 4 * i), generator=g)
+        mask = torch.ones_like(ids, dtype=torch.bool)
+        mask[::2, -3:] = False
+        out.append((ids, mask))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bert():
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=120, **TINY_SIZES)).eval()
+    return model
+
+
+def test_int8_linear_is_close_to_fp32_and_smoothing_tames_outliers():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    with torch.no_grad():
+        x = torch.randn(100, 64)
+        expected = F.linear(x, linear.weight, linear.bias)
+        assert float((Int8Linear(linear)(x) - expected).abs().max()) < INT8_LAYER_TOLERANCE * float(expected.abs().max())
+        x[:, 3] *= 30  # an outlier channel, as BERT's activations have
+        expected = F.linear(x, linear.weight, linear.bias)
+        plain = Int8Linear(linear)(x)
+        smooth = Int8Linear(linear, quantized.smoothing_scales(linear, x.abs().amax(0), 0.8))(x)
+    assert float((smooth - expected).abs().max()) < INT8_OUTLIER_TOLERANCE * float(expected.abs().max())
+    # Smoothing moves the outlier into the weights: the error drops.
+    assert float((smooth - expected).abs().mean()) < 0.6 * float((plain - expected).abs().mean())
+
+
+def test_no_int16_saturation_with_full_range_activations():
+    # u8 x s8 pairs summed in int16 saturate with 8-bit weights; ours are 7-bit.
+    linear = torch.nn.Linear(8, 4)
+    with torch.no_grad():
+        linear.weight.fill_(1.0)
+        linear.bias.zero_()
+        x = torch.full((2, 8), 5.0)
+        x[0, 0] = -5.0  # activations span the whole range: zero point mid-way
+        # Saturated, 8-bit weights give 0.2 and 0.3 here instead of 30 and 40.
+        assert torch.allclose(Int8Linear(linear)(x), F.linear(x, linear.weight, linear.bias), atol=0.5)
+
+
+def test_quantized_encoder_shares_tensors_and_keeps_fidelity(bert):
+    batches = _batches(120)
+    ranges = activation_ranges(bert, batches)
+    assert set(ranges) == set(quantizable_layers(bert))
+    q = quantize_bert(bert, ranges, alpha=0.8)
+    # The embeddings and LayerNorms are the fp32 model's own tensors, not copies.
+    assert q.embeddings.piece_embeddings.weight.data_ptr() == bert.embeddings.piece_embeddings.weight.data_ptr()
+    assert all(isinstance(q.get_submodule(n), Int8Linear) for n in quantizable_layers(bert))
+    assert isinstance(bert.get_submodule(quantizable_layers(bert)[0]), torch.nn.Linear)  # the original is untouched
+    assert fidelity(bert, q, batches)["mean_cosine"] > INT8_MODEL_COSINE
+
+
+def test_calibration_keeps_the_most_sensitive_layers_in_fp32(bert):
+    batches = _batches(120)
+    result = calibrate_int8(bert, batches, target_cosine=2.0, max_fp32_fraction=0.25)  # an unreachable target
+    layers = quantizable_layers(bert)
+    assert len(result["fp32_layers"]) == int(0.25 * len(layers))
+    assert set(result["fp32_layers"]) <= set(layers)
+    easy = calibrate_int8(bert, batches, target_cosine=0.5)
+    assert easy["fp32_layers"] == [] and easy["mean_cosine"] > INT8_MODEL_COSINE
+
+
+def test_onednn_fp32_path_gives_the_same_results():
+    if not quantized.onednn_available():
+        pytest.skip("this torch has no oneDNN linear")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(32, 96)
+    x = torch.randn(50, 32)
+    assert torch.allclose(OneDNNLinear(linear, 64)(x), F.linear(x, linear.weight, linear.bias), atol=1e-5, rtol=1e-5)
+    assert quantized.fp32_backend(linear) in ("mkl", "onednn")
+
+
+# ------------------------------------------------------------------ pipelines
+
+TRAIN = [
+    ("i love this movie", {"cats": {"POS": 1.0, "NEG": 0.0}, "entities": []}),
+    ("john visited paris today", {"cats": {"POS": 1.0, "NEG": 0.0}, "entities": [(0, 4, "PER"), (13, 18, "LOC")]}),
+    ("awful film from acme corp", {"cats": {"POS": 0.0, "NEG": 1.0}, "entities": [(16, 25, "ORG")]}),
+    ("mary hates london", {"cats": {"POS": 0.0, "NEG": 1.0}, "entities": [(0, 4, "PER"), (11, 17, "LOC")]}),
+]
+TEXTS = [t for t, _ in TRAIN] + ["", "new york city said no", " ".join(["john visited paris and"] * 30)]
+
+
+def _predict(nlp):
+    return [(d.cats, [(e.start_char, e.end_char, e.label_) for e in d.ents]) for d in nlp.pipe(TEXTS)]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_checkpoint, tiny_model_config, tmp_path_factory):
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert", config={"model": {"@architectures": "spacy-bert-cls.BertTransformer.v1", **tiny_model_config}})
+    width = tiny_model_config["hidden_size"]
+    nlp.add_pipe("bert_textcat", config={"model": {"tok2vec": {"width": width}}})
+    nlp.add_pipe("bert_ner", config={"model": {"tok2vec": {"width": width}}})
+    nlp.config["initialize"]["components"]["bert"] = {
+        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
+    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(3e-3))
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    folder = tmp_path_factory.mktemp("quantized") / "fp32"
+    nlp.to_disk(folder)
+    data = folder.parent / "calibration.txt"
+    data.write_text("\n".join(TEXTS[:5] * 4) + "\n")
+    return folder, data
+
+
+def _close(a, b, cats_tol):
+    for (cats_a, ents_a), (cats_b, ents_b) in zip(a, b):
+        assert cats_a.keys() == cats_b.keys()
+        assert max(abs(cats_a[k] - cats_b[k]) for k in cats_a) <= cats_tol, (cats_a, cats_b)
+
+
+@pytest.mark.parametrize("dtype,cats_tol", [("int8", 0.05), ("bfloat16", 0.02)])
+def test_quantized_pipeline_agrees_with_fp32_and_round_trips(trained, tmp_path, dtype, cats_tol):
+    folder, data = trained
+    reference = _predict(spacy.load(folder))
+    summary = quantize_pipeline(folder, tmp_path / dtype, dtype=dtype, data=data)
+    assert summary["dtype"] == dtype
+    loaded = spacy.load(tmp_path / dtype)
+    assert loaded.get_pipe("bert").inference_dtype == dtype
+    assert loaded.meta["spacy_bert_cls"]["inference"]["dtype"] == dtype
+    predicted = _predict(loaded)
+    _close(reference, predicted, cats_tol)
+    # Saving and loading again, and to_bytes/from_bytes, give exactly the same predictions.
+    loaded.to_disk(tmp_path / "again")
+    assert _predict(spacy.load(tmp_path / "again")) == predicted
+    copy = spacy.load(folder)
+    copy.get_pipe("bert").inference_dtype = dtype
+    copy.from_bytes(loaded.to_bytes())
+    assert _predict(copy) == predicted
+    if dtype == "int8":
+        windowed = get_windowed_bert(loaded.get_pipe("bert").model.get_ref("encoder"))
+        assert windowed.int8_ranges() and set(windowed.int8_settings) == {"alpha", "fp32_layers"}
+
+
+def test_int8_without_calibration_and_back_to_fp32(trained, tmp_path):
+    folder, _ = trained
+    reference = _predict(spacy.load(folder))
+    quantize_pipeline(folder, tmp_path / "int8", dtype="int8")  # no data: from the weights alone
+    _close(reference, _predict(spacy.load(tmp_path / "int8")), 0.05)
+    quantize_pipeline(tmp_path / "int8", tmp_path / "fp32", dtype="float32")
+    back = _predict(spacy.load(tmp_path / "fp32"))
+    _close(reference, back, 1e-6)
+
+
+def test_int8_setting_in_the_config_and_training_stays_fp32(trained):
+    folder, _ = trained
+    nlp = spacy.load(folder, config={"components": {"bert": {"inference_dtype": "int8"}}})
+    assert nlp.get_pipe("bert").inference_dtype == "int8"
+    before = _predict(nlp)
+    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
+    weights = {k: v.clone() for k, v in get_windowed_bert(nlp.get_pipe("bert").model.get_ref("encoder")).bert.state_dict().items()}
+    optimizer = nlp.resume_training()
+    # Language.update calls bert's finish_update before the listeners backpropagate, so its
+    # gradients land at the next update (spacy train calls finish_update after all of them).
+    for _ in range(2):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    after_state = get_windowed_bert(nlp.get_pipe("bert").model.get_ref("encoder")).bert.state_dict()
+    assert any(not torch.equal(weights[k], after_state[k]) for k in weights)  # fp32 weights trained
+    assert _predict(nlp) != before  # and the int8 layers follow them
+
+
+def test_quantized_pipeline_packages(trained, tmp_path):
+    folder, data = trained
+    quantize_pipeline(folder, tmp_path / "int8", dtype="int8", data=data)
+    expected = _predict(spacy.load(tmp_path / "int8"))
+    (tmp_path / "packages").mkdir()
+    subprocess.run([sys.executable, "-m", "spacy", "package", str(tmp_path / "int8"), str(tmp_path / "packages"),
+                    "--name", "int8_test", "--version", "0.0.1", "--force"], check=True, capture_output=True)
+    package = tmp_path / "packages" / "en_int8_test-0.0.1"
+    requirements = (package / "meta.json").read_text()
+    assert "spacy_bert_cls" in requirements
+    inner = package / "en_int8_test" / "en_int8_test-0.0.1"
+    assert _predict(spacy.load(inner)) == expected
+    assert spacy.load(inner).get_pipe("bert").inference_dtype == "int8"
+
+
+def test_bad_dtype_and_missing_data_are_clear_errors(trained, tmp_path):
+    folder, _ = trained
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        quantize_pipeline(folder, tmp_path / "x", dtype="int4")
+    with pytest.raises(ValueError, match="no such file"):
+        quantize_pipeline(folder, tmp_path / "x", dtype="int8", data=tmp_path / "missing.jsonl")
+    assert not (tmp_path / "x").exists()
+    nlp = spacy.load(folder)
+    with pytest.raises(ValueError, match="inference dtype must be one of"):
+        nlp.get_pipe("bert").inference_dtype = "float16"
