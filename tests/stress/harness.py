@@ -223,7 +223,7 @@ def edge_cases() -> List[str]:
 
 
 def text_stream(seed: int, n: int, long_every: int = 0, n_long_tokens: int = 50_000,
-                pool_words: int = 0, pool_docs: int = 3_000) -> Iterator[str]:
+                pool_words: int = 0, pool_docs: int = 100) -> Iterator[str]:
     """`n` texts from a seeded generator; every `long_every`-th a giant (20,000-character
     token or 50,000-token doc, alternately).
 
@@ -236,7 +236,10 @@ def text_stream(seed: int, n: int, long_every: int = 0, n_long_tokens: int = 50_
     if pool_words:
         words = [_word(rng) for _ in range(pool_words)]
         specials = [generated_text(rng) for _ in range(pool_docs)]
-        separators = [" "] * 20 + WHITESPACE + ZERO_WIDTH + [""]
+        # Spaces only: spaCy splits on " " alone, so any other separator (zero-width, NBSP,
+        # none) glues two pool words into a new token, a new string for spaCy's store
+        # (33,000 per 10,000 docs when allowed). The pool words carry the hostile characters.
+        separators = [" "]
     for i in range(n):
         if long_every and i % long_every == long_every - 1:
             giant += 1
