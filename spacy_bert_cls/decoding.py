@@ -144,6 +144,12 @@ def decode_entities(
     if not spans:
         return []
     alpha, beta, log_z, lp = forward_backward(log_probs, scheme, force_outside)
+    return _confidences(spans, alpha, beta, lp, log_z, scheme)
+
+
+def _confidences(spans, alpha, beta, lp, log_z, scheme: TagScheme) -> List[Tuple[int, int, str, float]]:
+    """Each span with the probability that exactly it carries its label (see decode_entities)."""
+    n = lp.shape[0]
     results = []
     for start, end, label in spans:
         if scheme.scheme == "BILUO":
@@ -163,6 +169,85 @@ def decode_entities(
                 log_p += _logsumexp((lp[end] + beta[end])[nxt], axis=0)
         confidence = float(numpy.exp(log_p - log_z)) if numpy.isfinite(log_z) else 0.0
         results.append((start, end, label, min(max(confidence, 0.0), 1.0)))
+    return results
+
+
+def decode_batch(
+    log_probs: Sequence[numpy.ndarray], scheme: TagScheme, force_outside: Optional[Sequence[numpy.ndarray]] = None,
+    group_size: int = 64,
+) -> List[List[Tuple[int, int, str, float]]]:
+    """decode_entities for many docs at once: the same entities and confidences, with the
+    Viterbi and forward-backward recursions run over docs of similar length together (one
+    numpy step per token position for a group, instead of one per token of every doc).
+
+    RETURNS: per doc, as decode_entities.
+    """
+    n_docs = len(log_probs)
+    results: List[List[Tuple[int, int, str, float]]] = [[] for _ in range(n_docs)]
+    lengths = numpy.asarray([lp.shape[0] for lp in log_probs], dtype="int64")
+    order = [i for i in numpy.argsort(lengths, kind="stable") if lengths[i] > 0]
+    start = 0
+    while start < len(order):
+        # A group: up to group_size docs, none more than twice as long as the first.
+        end = start + 1
+        while end < len(order) and end - start < group_size and lengths[order[end]] <= 2 * lengths[order[start]]:
+            end += 1
+        group = order[start:end]
+        start = end
+        lp = [_constrained(log_probs[i], scheme, None if force_outside is None else force_outside[i]) for i in group]
+        for i, entities in zip(group, _decode_group(lp, scheme)):
+            results[i] = entities
+    return results
+
+
+def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tuple[int, int, str, float]]]:
+    n = numpy.asarray([lp.shape[0] for lp in lps])
+    n_docs, steps, n_tags = len(lps), int(n.max()), len(scheme.tags)
+    lp = numpy.full((n_docs, steps, n_tags), NEG_INF)
+    for b, doc_lp in enumerate(lps):
+        lp[b, :n[b]] = doc_lp
+    trans = _transition_matrix(scheme)
+    # Viterbi. Past a doc's end its scores stay and its back-pointers are the identity,
+    # so every doc's best path is read back from the last step.
+    identity = numpy.broadcast_to(numpy.arange(n_tags), (n_docs, n_tags))
+    score = numpy.where(scheme.start, lp[:, 0], NEG_INF)
+    back = numpy.empty((n_docs, steps, n_tags), dtype="int64")
+    back[:, 0] = identity
+    for t in range(1, steps):
+        candidates = score[:, :, None] + trans  # [doc, previous, next]
+        live = (t < n)[:, None]
+        back[:, t] = numpy.where(live, candidates.argmax(axis=1), identity)
+        score = numpy.where(live, candidates.max(axis=1) + lp[:, t], score)
+    score = numpy.where(scheme.end, score, NEG_INF)
+    paths = numpy.empty((n_docs, steps), dtype="int64")
+    paths[:, -1] = score.argmax(axis=1)
+    rows = numpy.arange(n_docs)
+    for t in range(steps - 1, 0, -1):
+        paths[:, t - 1] = back[rows, t, paths[:, t]]
+    spans = [tags_to_spans([scheme.tags[i] for i in paths[b, :n[b]]]) for b in range(n_docs)]
+    wanted = [b for b in range(n_docs) if spans[b]]
+    if not wanted:
+        return [[] for _ in range(n_docs)]
+    # Forward-backward over the docs that have entities.
+    lp, n = lp[wanted], n[wanted]
+    alpha = numpy.full(lp.shape, NEG_INF)
+    beta = numpy.full(lp.shape, NEG_INF)
+    alpha[:, 0] = numpy.where(scheme.start, lp[:, 0], NEG_INF)
+    for t in range(1, steps):
+        alpha[:, t] = _logsumexp(alpha[:, t - 1, :, None] + trans, axis=1) + lp[:, t]
+    end_scores = numpy.where(scheme.end, 0.0, NEG_INF)
+    for t in range(steps - 1, -1, -1):
+        last = (t == n - 1)[:, None]
+        if t < steps - 1:
+            inner = _logsumexp(trans + (lp[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+            beta[:, t] = numpy.where(last, end_scores, numpy.where((t < n - 1)[:, None], inner, NEG_INF))
+        else:
+            beta[:, t] = numpy.where(last, end_scores, NEG_INF)
+    results: List[List[Tuple[int, int, str, float]]] = [[] for _ in range(len(spans))]
+    for k, b in enumerate(wanted):
+        m = int(n[k])
+        log_z = float(_logsumexp(alpha[k, m - 1] + beta[k, m - 1], axis=0))
+        results[b] = _confidences(spans[b], alpha[k, :m], beta[k, :m], lp[k, :m], log_z, scheme)
     return results
 
 

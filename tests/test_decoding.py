@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_bert_cls.decoding import TagScheme, decode_entities, tags_to_spans, viterbi
+from spacy_bert_cls.decoding import TagScheme, decode_batch, decode_entities, tags_to_spans, viterbi
 
 
 def _valid(scheme, seq):
@@ -65,3 +65,18 @@ def test_gold_tags_in_bio_scheme():
     scheme = TagScheme(["X"], "BIO")
     ids = scheme.tag_ids(["U-X", "B-X", "I-X", "L-X", "O", "-", None])
     assert [scheme.tags[i] if i >= 0 else None for i in ids] == ["B-X", "B-X", "I-X", "I-X", "O", None, None]
+
+
+@pytest.mark.parametrize("scheme_name", ["BILUO", "BIO"])
+def test_batched_decoding_equals_one_doc_at_a_time(scheme_name):
+    scheme = TagScheme(["PER", "LOC", "ORG"], scheme_name)
+    rng = numpy.random.default_rng(0)
+    lengths = [0, 1, 2, 5, 9, 9, 17, 40, 3, 120, 1, 33]
+    log_probs = [rng.normal(0, 3, (n, len(scheme.tags))) for n in lengths]
+    log_probs = [lp - numpy.log(numpy.exp(lp).sum(1, keepdims=True)) for lp in log_probs]
+    outside = [rng.random(n) < 0.1 for n in lengths]
+    batched = decode_batch(log_probs, scheme, outside, group_size=4)
+    for lp, force, got in zip(log_probs, outside, batched):
+        expected = decode_entities(lp, scheme, force)
+        assert [e[:3] for e in got] == [e[:3] for e in expected]
+        assert numpy.allclose([e[3] for e in got], [e[3] for e in expected], atol=1e-9)

@@ -259,10 +259,11 @@ def fp32_backend(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float]
                 got = packed(x)
                 scale = float(expected.abs().max()) or 1.0
                 if float((got - expected).abs().max()) <= 1e-4 * scale:
-                    times = {"mkl": _best_time(lambda: F.linear(x, linear.weight, linear.bias), timer),
-                             "onednn": _best_time(lambda: packed(x), timer)}
-                    # Only a clear win changes the default path.
-                    choice = "onednn" if times["onednn"] < 0.9 * times["mkl"] else "mkl"
+                    times = _interleaved_times({"mkl": lambda: F.linear(x, linear.weight, linear.bias),
+                                                "onednn": lambda: packed(x)}, timer)
+                    # Only a clear win changes the default path (medians of interleaved runs,
+                    # so that a busy machine slows both alike).
+                    choice = "onednn" if times["onednn"] < 0.85 * times["mkl"] else "mkl"
                     logger.debug("fp32 linear %s: mkl %.2f ms, onednn %.2f ms -> %s", key,
                                  1e3 * times["mkl"], 1e3 * times["onednn"], choice)
             except RuntimeError as err:  # an op this build or CPU lacks
@@ -271,14 +272,18 @@ def fp32_backend(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float]
         return choice
 
 
-def _best_time(fn: Callable[[], Tensor], timer: Callable[[], float], repeat: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = timer()
+def _interleaved_times(candidates: Dict[str, Callable[[], Tensor]], timer: Callable[[], float],
+                       repeat: int = 9) -> Dict[str, float]:
+    """The median time of each candidate, timed in turns."""
+    for fn in candidates.values():
         fn()
-        best = min(best, timer() - start)
-    return best
+    times: Dict[str, List[float]] = {name: [] for name in candidates}
+    for _ in range(repeat):
+        for name, fn in candidates.items():
+            start = timer()
+            fn()
+            times[name].append(timer() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
 
 
 def fast_fp32_bert(bert: BertModel) -> Optional[BertModel]:
