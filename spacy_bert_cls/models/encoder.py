@@ -44,7 +44,7 @@ def build_windowed_encoder(
     on_cuda = get_torch_default_device().type == "cuda"
     grad_scaler = PyTorchGradScaler(enabled=mixed_precision and on_cuda, **grad_scaler_config)
     shim = PyTorchShim(
-        WindowedBert(BertModel(config), mixed_precision=mixed_precision),
+        WindowedBert(BertModel(config), mixed_precision=mixed_precision, max_batch_pieces=max_batch_pieces),
         mixed_precision=mixed_precision and on_cuda,
         grad_scaler=grad_scaler,
         serialize_model=serialize_encoder,
@@ -178,7 +178,8 @@ def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> 
     config = BertConfig.from_dict(msg["config"])
     if module is None or module.bert.config != config:
         module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False),
-                              inference_dtype=getattr(module, "inference_dtype", "float32"))
+                              inference_dtype=getattr(module, "inference_dtype", "float32"),
+                              max_batch_pieces=getattr(module, "max_batch_pieces", 8192))
     state = load_safetensors(msg["weights"])
     prefix = "calibration."
     ranges = {k[len(prefix):].replace("__", "."): v for k, v in state.items() if k.startswith(prefix)}

@@ -1,10 +1,12 @@
 """Multi-head self-attention on torch's scaled_dot_product_attention."""
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
+from .packing import PackedLayout, repack_group, unpack_group
 
 
 class SelfAttention(nn.Module):
@@ -29,9 +31,24 @@ class SelfAttention(nn.Module):
             attended to (not padding); None when nothing is padded.
         RETURNS (Tensor[batch, seq, hidden]): the projected attention output.
         """
-        batch, seq_len, width = hidden.shape
+        return self.output(self.attend(self.qkv(hidden), attention_mask))
+
+    def forward_packed(self, hidden: Tensor, layout: PackedLayout) -> Tensor:
+        """
+        hidden (Tensor[n_real, hidden]): the real pieces of every window (see packing.py).
+        layout (PackedLayout): where each window's pieces are.
+        RETURNS (Tensor[n_real, hidden]): the projected attention output.
+        """
+        qkv = self.qkv(hidden)  # one matrix product for all windows
+        parts = [repack_group(self.attend(unpack_group(qkv, group), group.mask), group) for group in layout.groups]
+        return self.output(parts[0] if len(parts) == 1 else torch.cat(parts))
+
+    def attend(self, qkv: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+        """qkv (Tensor[batch, seq, 3 * hidden]) -> the heads' outputs (Tensor[batch, seq, hidden])."""
+        batch, seq_len, _ = qkv.shape
+        width = self.num_heads * self.head_size
         # [batch, seq, 3 * hidden] -> 3 x [batch, heads, seq, head_size]
-        qkv = self.qkv(hidden).view(batch, seq_len, 3, self.num_heads, self.head_size)
+        qkv = qkv.view(batch, seq_len, 3, self.num_heads, self.head_size)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attended = F.scaled_dot_product_attention(
             query,
@@ -40,5 +57,4 @@ class SelfAttention(nn.Module):
             attn_mask=attention_mask,
             dropout_p=self.dropout_prob if self.training else 0.0,
         )
-        attended = attended.transpose(1, 2).reshape(batch, seq_len, width)
-        return self.output(attended)
+        return attended.transpose(1, 2).reshape(batch, seq_len, width)

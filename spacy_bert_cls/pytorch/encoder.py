@@ -1,5 +1,5 @@
 """BertModel: embeddings, a stack of encoder layers and the pooler."""
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from .config import BertConfig
 from .embeddings import BertEmbeddings
 from .layer import EncoderLayer
+from .packing import PackedLayout, pack
 
 
 class BertPooler(nn.Module):
@@ -74,6 +75,24 @@ class BertModel(nn.Module):
         for layer in self.layers:
             hidden = layer(hidden, mask)
         return hidden
+
+    def forward_packed(self, buckets: Sequence[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, PackedLayout]:
+        """The same as forward on each bucket, with no work for padding (see packing.py).
+
+        buckets: (input_ids [n, seq] long, attention_mask [n, seq] bool or None) each.
+        RETURNS: the last layer's states of the real pieces (Tensor[n_real, hidden], in
+            the buckets' order, padding left out) and their layout.
+        """
+        input_ids, positions, layout = pack(buckets)
+        if input_ids.shape[0] and int(positions.max()) >= self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequence of {int(positions.max()) + 1} pieces is longer than "
+                f"max_position_embeddings ({self.config.max_position_embeddings})"
+            )
+        hidden = self.embeddings(input_ids[None], None, positions[None])[0]
+        for layer in self.layers:
+            hidden = layer.forward_packed(hidden, layout)
+        return hidden, layout
 
     def pool(self, hidden: Tensor) -> Tensor:
         """hidden (Tensor[batch, seq, hidden]) -> pooled [CLS] (Tensor[batch, hidden])"""

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from .attention import SelfAttention
 from .config import BertConfig
+from .packing import PackedLayout
 
 
 def activation(name: str) -> nn.Module:
@@ -47,7 +48,14 @@ class EncoderLayer(nn.Module):
         attention_mask (Tensor[batch, 1, 1, seq], bool): see SelfAttention.
         RETURNS (Tensor[batch, seq, hidden]): the layer's output.
         """
-        attended = self.attention(hidden, attention_mask)
+        return self._residuals(hidden, self.attention(hidden, attention_mask))
+
+    def forward_packed(self, hidden: Tensor, layout: PackedLayout) -> Tensor:
+        """hidden (Tensor[n_real, hidden]) -> Tensor[n_real, hidden]: the real pieces of
+        every window, as packing.py lays them out."""
+        return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
+
+    def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
         attended = F.dropout(attended, self.dropout_prob, self.training)
         hidden = self.attention_norm(hidden + attended)
         transformed = F.dropout(self.ffn(hidden), self.dropout_prob, self.training)

@@ -12,6 +12,20 @@ from .quantized import DTYPES, bf16_native, fast_fp32_bert, int8_supported, quan
 logger = logging.getLogger("spacy_bert_cls")
 
 
+def _chunks(buckets: List[Tuple[Tensor, Optional[Tensor]]], limit: int):
+    """Consecutive buckets with at most `limit` (padded) pieces together; a bigger bucket alone."""
+    chunk, size = [], 0
+    for bucket in buckets:
+        n = bucket[0].numel()
+        if chunk and size + n > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(bucket)
+        size += n
+    if chunk:
+        yield chunk
+
+
 _WARNED = set()
 
 
@@ -28,9 +42,12 @@ class WindowedBert(nn.Module):
     the differentiable part: encode, gather (and average overlaps), pool [CLS].
     """
 
-    def __init__(self, bert: BertModel, mixed_precision: bool = False, inference_dtype: str = "float32") -> None:
+    def __init__(self, bert: BertModel, mixed_precision: bool = False, inference_dtype: str = "float32",
+                 max_batch_pieces: int = 8192) -> None:
         super().__init__()
         self.bert = bert
+        # Most pieces (padded) run through the encoder at once.
+        self.max_batch_pieces = max_batch_pieces
         # Autocast on the device the weights are on: fp16 on CUDA (thinc's shim adds
         # the gradient scaler there), bf16 on CPU, which needs no scaler.
         self.mixed_precision = mixed_precision
@@ -141,11 +158,20 @@ class WindowedBert(nn.Module):
             if self.inference_dtype == "bfloat16":
                 autocast, low = True, torch.bfloat16
         with torch.autocast(device_type, dtype=low, enabled=autocast):
-            outputs = [bert(ids, mask) for ids, mask in buckets]
+            # The real pieces only (packing.py), in chunks of at most max_batch_pieces.
+            states, maps, offset = [], [], 0
+            for chunk in _chunks(buckets, self.max_batch_pieces):
+                hidden, layout = bert.forward_packed(chunk)
+                rows = layout.padded_to_packed
+                maps.append(torch.where(rows >= 0, rows + offset, rows))
+                states.append(hidden)
+                offset += hidden.shape[0]
         width = self.bert.config.hidden_size
-        flat = outputs[0].reshape(-1, width) if len(outputs) == 1 else torch.cat(
-            [out.reshape(-1, width) for out in outputs]
-        )
+        flat = states[0] if len(states) == 1 else torch.cat(states)
+        padded_to_packed = maps[0] if len(maps) == 1 else torch.cat(maps)
+        # piece_rows and cls_rows count positions of the padded buckets.
+        piece_rows = padded_to_packed.index_select(0, piece_rows)
+        cls_rows = padded_to_packed.index_select(0, cls_rows)
         sources = flat.index_select(0, piece_rows)
         if piece_targets is None:
             pieces = sources

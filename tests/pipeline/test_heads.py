@@ -67,7 +67,7 @@ def assert_same(a, b):
 @pytest.fixture(scope="module")
 def joint(tiny_checkpoint, tiny_model_config):
     nlp = make_nlp(tiny_model_config)
-    history = train(nlp, tiny_checkpoint, TRAIN)
+    history = train(nlp, tiny_checkpoint, TRAIN, n_iter=60)
     return nlp, history
 
 
@@ -195,6 +195,6 @@ def test_listener_order_does_not_matter(tiny_checkpoint, tiny_model_config, join
     # Here the other order trains to the very same losses.
     _, forward = joint
     nlp = make_nlp(tiny_model_config, components=("bert_ner", "bert_textcat"))
-    backward = train(nlp, tiny_checkpoint, TRAIN)
+    backward = train(nlp, tiny_checkpoint, TRAIN, n_iter=len(forward))
     for name in ("bert_ner", "bert_textcat"):
         assert [h[name] for h in backward] == pytest.approx([h[name] for h in forward], rel=1e-3, abs=1e-4)
