@@ -33,7 +33,8 @@ setup(
         "srsly>=2.4.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "bandit>=1.7"],
+        # playwright drives Debian's chromium (apt-get install chromium) in the report test.
+        "test": ["pytest>=7", "hypothesis>=6", "bandit>=1.7", "playwright>=1.40"],
         # The project workflow: plots (pretraining curves, the evaluation report's
         # confusion matrix) and building pipeline wheels (spacy package --build wheel).
         "project": ["matplotlib>=3.5", "build>=1.0"],
