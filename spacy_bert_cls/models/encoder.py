@@ -68,6 +68,20 @@ def get_windowed_bert(model: Model) -> WindowedBert:
     return model.shims[0]._model
 
 
+def clip_encoder_gradient(model: Model, max_norm: float) -> float:
+    """Clip the gradient of the torch encoder inside `model` (a `bert` component's model or
+    its encoder layer) by its global norm, in place, before the optimizer step.
+
+    RETURNS (float): the norm before clipping (inf or nan when the fp16 scaler found an
+    overflow: the shim then skips the step anyway).
+    """
+    shim_model = next(node for node in model.walk() if node.shims)
+    params = [p for p in get_windowed_bert(shim_model).parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
 def plan_for(model: Model, docs: List[DocPieces], tokenizer: PieceTokenizer) -> WindowPlan:
     """The windows and padded buckets the encoder runs for these docs."""
     return plan_windows(

@@ -9,7 +9,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..models.encoder import get_windowed_bert
+from ..models.encoder import clip_encoder_gradient, get_windowed_bert
 from ..models.listener import BertListener, store_outputs
 from ..models.output import BertGrad, BertOutput
 
@@ -173,8 +173,21 @@ class BertTransformer(TrainablePipe):
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
-        if not self.cfg["frozen"]:
-            self.model.finish_update(sgd)
+        """Update the encoder's weights.
+
+        The optimizer's `grad_clip` clips the encoder's gradient by its global norm, as
+        torch's clip_grad_norm_ and HF's Trainer do for BERT (thinc on its own clips
+        each parameter's gradient separately, which lets every one of the encoder's
+        ~100 weight, bias and norm tensors keep a norm of up to grad_clip: fine-tuning
+        then takes larger steps than BERT's recipe, and fits less well). After the global clip every
+        parameter's norm is under grad_clip, so thinc's own clip changes nothing.
+        """
+        if self.cfg["frozen"]:
+            return
+        grad_clip = getattr(sgd, "grad_clip", None)
+        if grad_clip:
+            clip_encoder_gradient(self.model, float(grad_clip))
+        self.model.finish_update(sgd)
 
     def get_loss(self, examples, scores) -> None:
         pass

@@ -1,0 +1,41 @@
+"""The optimizer's grad_clip clips the encoder's gradient by its global norm, as torch's
+clip_grad_norm_ and HF's Trainer do, not each parameter's gradient on its own (thinc's rule,
+which lets the whole encoder step up to sqrt(n_tensors) times further)."""
+import pytest
+import torch
+from spacy.training import Example
+from thinc.api import SGD, fix_random_seed
+
+from spacy_bert_cls.models.encoder import get_windowed_bert
+
+from ..conftest import TINY_SIZES, tiny_vocab
+from .test_heads import TRAIN, make_nlp
+
+
+@pytest.mark.parametrize("clip", [1e-3, 1e3])
+def test_encoder_step_has_the_global_norm_of_grad_clip(tiny_checkpoint, clip):
+    fix_random_seed(0)
+    nlp = make_nlp({"vocab_size": len(tiny_vocab()), **TINY_SIZES, "window_size": 16, "stride": 8})
+    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
+    nlp.config["initialize"]["components"]["bert"] = {
+        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
+    nlp.initialize(lambda: examples)
+    bert = nlp.get_pipe("bert")
+    encoder = get_windowed_bert(next(n for n in bert.model.walk() if n.shims))
+    nlp.update(examples, sgd=None, losses={})  # gradients only
+    grads = {name: p.grad.clone() for name, p in encoder.named_parameters() if p.grad is not None}
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()])))
+    assert len(grads) > 20 and norm > 1e-3
+    before = {name: p.detach().clone() for name, p in encoder.named_parameters() if name in grads}
+    bert.finish_update(SGD(learn_rate=1.0, grad_clip=clip, L2=0.0))
+    steps = [before[name] - p.detach() for name, p in encoder.named_parameters() if name in grads]
+    step_norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(s) for s in steps])))
+    if clip < norm:
+        # clipped as one vector: the step's norm is grad_clip, its direction the gradient's
+        assert step_norm == pytest.approx(clip, rel=1e-3)
+        # (float32 weights minus float32 weights: compare directions, not digits)
+        flat_step = torch.cat([s.flatten() for s in steps])
+        flat_grad = torch.cat([g.flatten() for g in grads.values()])
+        assert float(torch.nn.functional.cosine_similarity(flat_step, flat_grad, dim=0)) > 0.999
+    else:
+        assert step_norm == pytest.approx(norm, rel=1e-3)
