@@ -179,8 +179,9 @@ class BertTransformer(TrainablePipe):
         torch's clip_grad_norm_ and HF's Trainer do for BERT (thinc on its own clips
         each parameter's gradient separately, which lets every one of the encoder's
         ~100 weight, bias and norm tensors keep a norm of up to grad_clip: fine-tuning
-        then takes larger steps than BERT's recipe, and fits less well). After the global clip every
-        parameter's norm is under grad_clip, so thinc's own clip changes nothing.
+        then takes larger steps than BERT's recipe, and fits less well). After the
+        global clip every parameter's norm is under grad_clip, so thinc's own clip
+        changes nothing.
         """
         if self.cfg["frozen"]:
             return

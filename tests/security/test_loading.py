@@ -5,9 +5,10 @@ A fresh process blocks every socket (connect, connect_ex, create_connection, get
 and unsets HF_HUB_OFFLINE, then loads a checkpoint, initializes a pipeline from it, loads
 the trained pipeline and the `spacy package` output, and runs them: any attempt to reach
 the network fails the test. Without the anchors' entry points, no HTTP or hub library is
-imported beyond what `import spacy` brings (its CLI imports requests). (spaCy itself imports every installed package's `spacy_factories` entry
-point when it builds a pipeline, so where spacy-transformers, one of our test-only anchors,
-is installed, spaCy imports transformers for it: that run checks the sockets only.)
+imported beyond what `import spacy` brings (its CLI imports requests). spaCy itself imports
+every installed package's `spacy_factories` entry point when it builds a pipeline, so where
+spacy-transformers (one of our test-only anchors) is installed, spaCy imports transformers
+for it: that run checks the sockets only.
 """
 import json
 import os
