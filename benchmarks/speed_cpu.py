@@ -53,6 +53,8 @@ from typing import Dict, List
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+from tests.test_plugin_hygiene import ANCHORS, PRELUDE  # noqa: E402
 from speed_pipeline import (  # noqa: E402
     DEFAULT_DATASETS, _hwm_mib, _offline_env, _peak_rss_mib, _reset_hwm, _rss_mib_now, count_words, default_bert,
     init_examples, read_texts,
@@ -234,16 +236,14 @@ def run_child(mode: str, result: Path, extra: List[str]) -> dict:
 # spaCy imports every installed package's spacy_factories entry point whenever it builds a
 # pipeline, so in this benchmark's environment (the anchors installed beside us) loading our
 # pipeline would also import spacy-transformers and transformers (several seconds). A user of
-# ours has no reason to install them: our systems start with the anchors' entry points hidden.
-HIDE_ANCHORS = ("import catalogue; _eps = catalogue.Registry._get_entry_points; "
-                "catalogue.Registry._get_entry_points = lambda self: [e for e in _eps(self) if not "
-                "e.value.startswith(('spacy_transformers', 'spacy_curated_transformers'))]; ")
+# ours has no reason to install them: our systems start with the anchors hidden, as the
+# plugin-hygiene tests hide them (tests/test_plugin_hygiene.py's PRELUDE).
 
 
 def startup_seconds(path: Path, system: str) -> float:
-    hide = HIDE_ANCHORS if system.startswith("ours") else ""
-    code = ("import time; t = time.perf_counter(); %simport spacy; spacy.load(%r); "
-            "print(time.perf_counter() - t)" % (hide, str(path)))
+    hide = PRELUDE.format(optional=ANCHORS) if system.startswith("ours") else ""
+    code = hide + ("import time; t = time.perf_counter(); import spacy; spacy.load(%r); "
+                   "print(time.perf_counter() - t)" % str(path))
     out = subprocess.run([sys.executable, "-c", code], env=_offline_env(), capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -17,7 +17,7 @@ from spacy.language import Language
 from .errors import DataError
 from .models.encoder import bucket_tensors, get_windowed_bert, plan_for
 from .models.pieces import get_piece_tokenizer
-from .pytorch.quantized import DTYPES, bf16_native, calibrate_int8, fidelity
+from .pytorch.quantized import BF16_EMULATED, DTYPES, bf16_native, calibrate_int8, fidelity
 from .saving import save_pipeline
 
 logger = logging.getLogger("spacy_bert_cls")
@@ -98,7 +98,7 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
             measured = fidelity(fp32, _Bf16Autocast(fp32), batches)
             summary.update(mean_cosine=round(measured["mean_cosine"], 6), min_cosine=round(measured["min_cosine"], 6))
     if dtype == "bfloat16" and not bf16_native():
-        summary["warning"] = "this CPU has no native bf16: bf16 inference is emulated and slower than fp32 here"
+        summary["warning"] = BF16_EMULATED
     nlp.get_pipe(component).inference_dtype = dtype
     # The factory setting, so config.cfg says it and spacy.load restores it.
     nlp.get_pipe_config(component)["inference_dtype"] = dtype

@@ -10,6 +10,9 @@ import sys
 OPTIONAL = ["matplotlib", "transformers", "spacy_transformers", "onnx", "onnxruntime", "playwright",
             "huggingface_hub"]
 
+# The anchors (the test-only extra): hidden with PRELUDE, as on a machine without them.
+ANCHORS = ["spacy_transformers", "transformers", "huggingface_hub"]
+
 # As if the optional packages were not installed: not importable, and their distributions
 # (entry points included) invisible to importlib.metadata, which spaCy's registry reads.
 PRELUDE = """

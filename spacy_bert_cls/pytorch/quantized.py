@@ -51,6 +51,10 @@ def int8_supported() -> bool:
     return any(e in torch.backends.quantized.supported_engines for e in ("x86", "fbgemm", "onednn", "qnnpack"))
 
 
+BF16_EMULATED = ("this CPU has no native bf16 (avx512_bf16/AMX): bf16 inference is emulated and slower "
+                 "than fp32 here; int8 is the faster choice on this CPU")
+
+
 def bf16_native() -> bool:
     """Whether the CPU multiplies bf16 natively (avx512_bf16 / AMX / ARM bf16): without it
     torch emulates bf16 and it is several times slower than fp32."""

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .encoder import BertModel
-from .quantized import DTYPES, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
+from .quantized import BF16_EMULATED, DTYPES, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
 
 logger = logging.getLogger("spacy_bert_cls")
 
@@ -105,8 +105,7 @@ class WindowedBert(nn.Module):
         dtype = self.inference_dtype
         if device.type != "cpu" or dtype == "bfloat16":
             if dtype == "bfloat16" and device.type == "cpu" and not bf16_native():
-                _warn_once("this CPU has no native bf16 (avx512_bf16/AMX): bf16 inference is emulated and "
-                           "slower than fp32 here; int8 is the faster choice on this CPU")
+                _warn_once(BF16_EMULATED)
             return self.bert  # bf16 is autocast; int8 and oneDNN layers are CPU paths
         fingerprint = tuple((p.data_ptr(), p._version) for p in self.bert.parameters())
         settings = (dtype, repr(self.int8_settings), tuple(b.data_ptr() for b in self.calibration.buffers()))

@@ -11,11 +11,10 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from ..test_plugin_hygiene import PRELUDE
+from ..test_plugin_hygiene import ANCHORS, PRELUDE
 
 pytestmark = pytest.mark.stress
 ROUNDS = int(os.environ.get("STRESS_TIMING_ROUNDS", "5"))
-ANCHORS = ["spacy_transformers", "transformers", "huggingface_hub"]
 
 MEASURE = """
 import time
