@@ -2,6 +2,7 @@
 with no network, and compare its predictions with the pipeline it was packaged from."""
 import json
 import os
+import shutil
 # subprocess: python -m venv, pip and python, run with argument lists, never through a shell.
 import subprocess  # nosec B404
 import sys
@@ -56,7 +57,6 @@ def install_check(wheel: PathLike, pipeline: PathLike, data: Sequence[PathLike],
     RETURNS: a summary (times, number of texts compared, mismatches); raises if any differ.
     """
     import spacy_bert_cls
-    import torch
 
     wheel, pipeline = Path(wheel), Path(pipeline)
     if not wheel.is_file():
@@ -70,7 +70,18 @@ def install_check(wheel: PathLike, pipeline: PathLike, data: Sequence[PathLike],
     if package_source is None:
         package_source = str(root) if (root / "setup.py").is_file() else f"spacy_bert_cls=={spacy_bert_cls.__version__}"
     workdir = Path(tempfile.mkdtemp(prefix="install-check-"))
-    venv = Path(venv) if venv is not None else workdir / "venv"
+    try:
+        return _check_in(workdir, Path(venv) if venv is not None else workdir / "venv", wheel, pipeline,
+                         package_source, texts, expected, tolerance)
+    finally:
+        # The temporary environment (about 1.3 GB with torch) goes; one given with --venv stays.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check_in(workdir: Path, venv: Path, wheel: Path, pipeline: Path, package_source: str, texts: List[str],
+              expected: List[Dict], tolerance: float) -> Dict:
+    import torch
+
     timings = {}
     start = time.perf_counter()
     _run([sys.executable, "-m", "venv", str(venv)])
@@ -96,7 +107,8 @@ def install_check(wheel: PathLike, pipeline: PathLike, data: Sequence[PathLike],
             abs(a["cats"][k] - b["cats"][k]) <= tolerance for k in a["cats"])
         if not same_cats or a["ents"] != b["ents"]:
             mismatches.append({"text": texts[i], "expected": a, "installed": b})
-    summary = {"wheel": str(wheel), "pipeline": str(pipeline), "texts": len(texts), "venv": str(venv),
+    summary = {"wheel": str(wheel), "pipeline": str(pipeline), "texts": len(texts),
+               "venv": None if venv.is_relative_to(workdir) else str(venv),
                "mismatches": len(mismatches), **timings}
     if mismatches or len(got) != len(expected):
         raise AssertionError(f"the installed pipeline differs on {len(mismatches)} of {len(texts)} texts; "

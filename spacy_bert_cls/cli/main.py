@@ -156,7 +156,7 @@ def install_check_cli(
     wheel: Path = typer.Argument(..., help="The pipeline's wheel (spacy package --build wheel)"),
     pipeline: Path = typer.Argument(..., help="The pipeline folder it was packaged from"),
     data: List[Path] = typer.Argument(..., help="Data files whose texts are compared"),
-    venv: Path = typer.Option(None, "--venv", help="Where to make the fresh environment (default: a temporary folder)"),
+    venv: Path = typer.Option(None, "--venv", help="Where to make the fresh environment, kept afterwards (default: a temporary one, removed)"),
     package_source: str = typer.Option(None, "--package-source", help="What pip installs for spacy_bert_cls"),
     output: Path = typer.Option(None, "--output", "-o", help="Write the summary JSON here"),
 ) -> None:
