@@ -173,12 +173,35 @@ class BertTextCategorizer(TrainablePipe):
             self.set_thresholds(thresholds)
         sample = list(islice(get_examples(), 10))
         docs = [eg.x for eg in sample]
-        self.model.get_ref("output_layer").set_dim("nO", len(self.labels))
+        output_layer = self.model.get_ref("output_layer")
+        output_layer.set_dim("nO", len(self.labels))
         self.model.initialize(X=docs, Y=self.model.ops.alloc2f(len(docs), len(self.labels)))
+        if not self.exclusive:
+            output_layer.set_param("b", self.model.ops.asarray1f(label_prior_logits(get_examples(), self.labels)))
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "BertTextCategorizer.score")
         return self.scorer(examples, labels=self.labels, exclusive=self.exclusive, thresholds=self.thresholds)
+
+
+def label_prior_logits(examples: Iterable[Example], labels: Sequence[str], smoothing: float = 1.0) -> numpy.ndarray:
+    """log(p / (1 - p)) of each label's share of positive training examples (add-one smoothed).
+
+    Multi-label heads start from these biases: every label's probability starts at its
+    prior instead of 0.5, so the first steps of training go into telling the examples
+    apart rather than into pushing 28 sigmoids down (rare labels would otherwise take
+    hundreds of steps to leave "never"). Examples whose cats lack a label don't count for it.
+    """
+    positive = numpy.zeros(len(labels), dtype="float64")
+    known = numpy.zeros(len(labels), dtype="float64")
+    for eg in examples:
+        cats = eg.reference.cats
+        for j, label in enumerate(labels):
+            if label in cats:
+                known[j] += 1
+                positive[j] += float(cats[label]) >= 0.5
+    prior = (positive + smoothing) / (known + 2 * smoothing)
+    return numpy.log(prior / (1 - prior)).astype("float32")
 
 
 def score_bert_cats(examples: Iterable[Example], *, labels: Sequence[str], exclusive: bool,

@@ -138,7 +138,7 @@ def test_ner_alone_both_schemes(tiny_checkpoint, tiny_model_config, scheme, tmp_
 @pytest.fixture(scope="module")
 def multilabel(tiny_checkpoint, tiny_model_config):
     nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=False)
-    history = train(nlp, tiny_checkpoint, MULTI, n_iter=80)
+    history = train(nlp, tiny_checkpoint, MULTI, n_iter=150)
     return nlp, history
 
 
@@ -198,3 +198,24 @@ def test_listener_order_does_not_matter(tiny_checkpoint, tiny_model_config, join
     backward = train(nlp, tiny_checkpoint, TRAIN, n_iter=len(forward))
     for name in ("bert_ner", "bert_textcat"):
         assert [h[name] for h in backward] == pytest.approx([h[name] for h in forward], rel=1e-3, abs=1e-4)
+
+
+def test_multilabel_head_starts_at_each_labels_prior(tiny_checkpoint, tiny_model_config):
+    # A label positive in 1 of 4 examples starts at (1 + 1) / (4 + 2) = 1/3 (add-one smoothing);
+    # one that an example leaves out of its cats is counted over the others only.
+    data = [(t, {"cats": dict(a["cats"])}) for t, a in MULTI]
+    del data[0][1]["cats"]["place"]
+    nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=False)
+    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in data]
+    nlp.config["initialize"]["components"]["bert"] = {
+        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
+    nlp.initialize(lambda: examples)
+    textcat = nlp.get_pipe("bert_textcat")
+    expected = {"good": 2 / 6, "film": 3 / 6, "place": 3 / 5}
+    bias = textcat.model.get_ref("output_layer").get_param("b")
+    for label, prior in expected.items():
+        assert bias[textcat.labels.index(label)] == pytest.approx(numpy.log(prior / (1 - prior)), abs=1e-6)
+    # the untrained head's probabilities sit around the priors, not at 0.5
+    probs = numpy.array([[doc.cats[label] for label in expected] for doc in nlp.pipe([t for t, _ in MULTI] * 3)])
+    assert probs.mean(axis=0) == pytest.approx(list(expected.values()), abs=0.1)
+
