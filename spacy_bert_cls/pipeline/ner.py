@@ -249,8 +249,20 @@ class BertEntityRecognizer(TrainablePipe):
             raise ValueError(f"'{self.name}' has no labels: no entities in the training data and none given")
         docs = [eg.x for eg in islice(get_examples(), 10)]
         n_tags = len(self.scheme.tags)
-        self.model.get_ref("output_layer").set_dim("nO", n_tags)
+        output_layer = self.model.get_ref("output_layer")
+        output_layer.set_dim("nO", n_tags)
         self.model.initialize(X=docs, Y=[self.model.ops.alloc2f(len(doc), n_tags) for doc in docs])
+        output_layer.set_param("b", self.model.ops.asarray1f(self._tag_prior_logits(get_examples())))
+
+    def _tag_prior_logits(self, examples: Iterable[Example], smoothing: float = 1.0) -> numpy.ndarray:
+        """log of each tag's (add-one smoothed) share of the known gold tags: the output bias
+        the head starts from, so that its first steps go into finding entities rather than
+        into learning that most tokens are O (as bert_textcat's multi-label priors)."""
+        counts = numpy.full(len(self.scheme.tags), smoothing, dtype="float64")
+        for eg in examples:
+            ids = self.scheme.tag_ids(eg.get_aligned_ner())
+            counts += numpy.bincount(ids[ids >= 0], minlength=len(counts))
+        return numpy.log(counts / counts.sum()).astype("float32")
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "BertEntityRecognizer.score")
