@@ -219,3 +219,20 @@ def test_multilabel_head_starts_at_each_labels_prior(tiny_checkpoint, tiny_model
     probs = numpy.array([[doc.cats[label] for label in expected] for doc in nlp.pipe([t for t, _ in MULTI] * 3)])
     assert probs.mean(axis=0) == pytest.approx(list(expected.values()), abs=0.1)
 
+
+
+def test_ner_head_starts_at_the_tag_priors(tiny_checkpoint, tiny_model_config):
+    nlp = make_nlp(tiny_model_config, components=("bert_ner",), scheme="BIO")
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": a["entities"]}) for t, a in TRAIN]
+    nlp.config["initialize"]["components"]["bert"] = {
+        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
+    nlp.initialize(lambda: examples)
+    ner = nlp.get_pipe("bert_ner")
+    counts = {tag: 1.0 for tag in ner.scheme.tags}  # add-one smoothing
+    for eg in examples:
+        for i in ner.scheme.tag_ids(eg.get_aligned_ner()):
+            counts[ner.scheme.tags[i]] += 1
+    total = sum(counts.values())
+    bias = ner.model.get_ref("output_layer").get_param("b")
+    assert counts["O"] > counts["B-LOC"]
+    assert list(bias) == pytest.approx([numpy.log(counts[t] / total) for t in ner.scheme.tags], abs=1e-6)
