@@ -177,30 +177,25 @@ class BertTextCategorizer(TrainablePipe):
         output_layer.set_dim("nO", len(self.labels))
         self.model.initialize(X=docs, Y=self.model.ops.alloc2f(len(docs), len(self.labels)))
         if not self.exclusive:
-            output_layer.set_param("b", self.model.ops.asarray1f(label_prior_logits(get_examples(), self.labels)))
+            truths, known = self._truths(list(get_examples()))
+            output_layer.set_param("b", self.model.ops.asarray1f(label_prior_logits(truths, known)))
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "BertTextCategorizer.score")
         return self.scorer(examples, labels=self.labels, exclusive=self.exclusive, thresholds=self.thresholds)
 
 
-def label_prior_logits(examples: Iterable[Example], labels: Sequence[str], smoothing: float = 1.0) -> numpy.ndarray:
-    """log(p / (1 - p)) of each label's share of positive training examples (add-one smoothed).
+def label_prior_logits(truths: numpy.ndarray, known: numpy.ndarray, smoothing: float = 1.0) -> numpy.ndarray:
+    """log(p / (1 - p)) of each label's share of positive training examples (add-one smoothed),
+    from `_truths`' matrices (an example whose cats lack a label doesn't count for it).
 
     Multi-label heads start from these biases: every label's probability starts at its
     prior instead of 0.5, so the first steps of training go into telling the examples
     apart rather than into pushing 28 sigmoids down (rare labels would otherwise take
-    hundreds of steps to leave "never"). Examples whose cats lack a label don't count for it.
+    hundreds of steps to leave "never").
     """
-    positive = numpy.zeros(len(labels), dtype="float64")
-    known = numpy.zeros(len(labels), dtype="float64")
-    for eg in examples:
-        cats = eg.reference.cats
-        for j, label in enumerate(labels):
-            if label in cats:
-                known[j] += 1
-                positive[j] += float(cats[label]) >= 0.5
-    prior = (positive + smoothing) / (known + 2 * smoothing)
+    positive = ((truths >= 0.5) * known).sum(axis=0, dtype="float64")
+    prior = (positive + smoothing) / (known.sum(axis=0, dtype="float64") + 2 * smoothing)
     return numpy.log(prior / (1 - prior)).astype("float32")
 
 
