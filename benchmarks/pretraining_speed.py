@@ -94,7 +94,7 @@ def child(args) -> None:
             pieces += batch.n_pieces
     seconds = time.perf_counter() - start
     Path(args.result).write_text(json.dumps({"system": args.system, "pieces": pieces, "seconds": seconds,
-                                             "pieces_per_second": pieces / seconds, "loss": float(loss)}))
+                                             "pieces_per_second": pieces / seconds, "loss": float(loss.detach())}))
 
 
 def main() -> None:
