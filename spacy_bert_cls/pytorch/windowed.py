@@ -96,6 +96,11 @@ class WindowedBert(nn.Module):
         self.calibration = nn.Module()
         self._derived = None
 
+    def weights_changed(self) -> None:
+        """Drop the derived inference module: the weights were changed in a way that
+        their (data_ptr, version) fingerprint does not show (thinc's optimizer)."""
+        self._derived = None
+
     def int8_ranges(self) -> Dict[str, Tensor]:
         return {name.replace("__", "."): amax for name, amax in self.calibration.named_buffers()}
 
