@@ -3,25 +3,21 @@ clip_grad_norm_ and HF's Trainer do, not each parameter's gradient on its own (t
 which lets the whole encoder step up to sqrt(n_tensors) times further)."""
 import pytest
 import torch
-from spacy.training import Example
 from thinc.api import SGD, fix_random_seed
 
 from spacy_bert_cls.models.encoder import get_windowed_bert
 
 from ..conftest import TINY_SIZES, tiny_vocab
-from .test_heads import TRAIN, make_nlp
+from .test_heads import TRAIN, initialize, make_nlp
 
 
 @pytest.mark.parametrize("clip", [1e-3, 1e3])
 def test_encoder_step_has_the_global_norm_of_grad_clip(tiny_checkpoint, clip):
     fix_random_seed(0)
     nlp = make_nlp({"vocab_size": len(tiny_vocab()), **TINY_SIZES, "window_size": 16, "stride": 8})
-    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
-    nlp.config["initialize"]["components"]["bert"] = {
-        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
-    nlp.initialize(lambda: examples)
+    examples, _ = initialize(nlp, tiny_checkpoint, TRAIN)
     bert = nlp.get_pipe("bert")
-    encoder = get_windowed_bert(next(n for n in bert.model.walk() if n.shims))
+    encoder = get_windowed_bert(bert.model.get_ref("encoder"))
     nlp.update(examples, sgd=None, losses={})  # gradients only
     grads = {name: p.grad.clone() for name, p in encoder.named_parameters() if p.grad is not None}
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()])))

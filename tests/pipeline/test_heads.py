@@ -38,12 +38,18 @@ def make_nlp(model_config, components=("bert_textcat", "bert_ner"), exclusive=Tr
     return nlp
 
 
-def train(nlp, checkpoint, data, n_iter=40, lr=3e-3):
-    fix_random_seed(0)
+def initialize(nlp, checkpoint, data, sgd=None):
+    """Examples of `data` and nlp initialized on them, the encoder from `checkpoint`.
+    RETURNS: (examples, the optimizer nlp.initialize returns)."""
     examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in data]
     nlp.config["initialize"]["components"]["bert"] = {
         "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(checkpoint)}}
-    optimizer = nlp.initialize(lambda: examples, sgd=Adam(lr))
+    return examples, nlp.initialize(lambda: examples, sgd=sgd)
+
+
+def train(nlp, checkpoint, data, n_iter=40, lr=3e-3):
+    fix_random_seed(0)
+    examples, optimizer = initialize(nlp, checkpoint, data, sgd=Adam(lr))
     history = [nlp.update(examples, sgd=optimizer, losses={}) for _ in range(n_iter)]
     return history
 
@@ -206,10 +212,7 @@ def test_multilabel_head_starts_at_each_labels_prior(tiny_checkpoint, tiny_model
     data = [(t, {"cats": dict(a["cats"])}) for t, a in MULTI]
     del data[0][1]["cats"]["place"]
     nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=False)
-    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in data]
-    nlp.config["initialize"]["components"]["bert"] = {
-        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
-    nlp.initialize(lambda: examples)
+    initialize(nlp, tiny_checkpoint, data)
     textcat = nlp.get_pipe("bert_textcat")
     expected = {"good": 2 / 6, "film": 3 / 6, "place": 3 / 5}
     bias = textcat.model.get_ref("output_layer").get_param("b")
@@ -220,13 +223,9 @@ def test_multilabel_head_starts_at_each_labels_prior(tiny_checkpoint, tiny_model
     assert probs.mean(axis=0) == pytest.approx(list(expected.values()), abs=0.1)
 
 
-
 def test_ner_head_starts_at_the_tag_priors(tiny_checkpoint, tiny_model_config):
     nlp = make_nlp(tiny_model_config, components=("bert_ner",), scheme="BIO")
-    examples = [Example.from_dict(nlp.make_doc(t), {"entities": a["entities"]}) for t, a in TRAIN]
-    nlp.config["initialize"]["components"]["bert"] = {
-        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
-    nlp.initialize(lambda: examples)
+    examples, _ = initialize(nlp, tiny_checkpoint, [(t, {"entities": a["entities"]}) for t, a in TRAIN])
     ner = nlp.get_pipe("bert_ner")
     counts = {tag: 1.0 for tag in ner.scheme.tags}  # add-one smoothing
     for eg in examples:

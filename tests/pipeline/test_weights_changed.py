@@ -8,14 +8,13 @@ scored its dev set with the step-0 encoder on a machine where oneDNN won the che
 """
 import numpy
 import pytest
-from spacy.training import Example
 from thinc.api import SGD, fix_random_seed
 
 import spacy_bert_cls.pytorch.quantized as quantized
 from spacy_bert_cls.models.encoder import get_windowed_bert
 
 from ..conftest import TINY_SIZES, tiny_vocab
-from .test_heads import TRAIN, make_nlp
+from .test_heads import TRAIN, initialize, make_nlp
 
 
 def _pieces(bert, docs):
@@ -33,14 +32,11 @@ def test_prediction_follows_an_optimizer_step(tiny_checkpoint, monkeypatch, path
         pytest.skip("this torch build has no int8 engine")
     fix_random_seed(0)
     nlp = make_nlp({"vocab_size": len(tiny_vocab()), **TINY_SIZES, "window_size": 16, "stride": 8})
-    examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
-    nlp.config["initialize"]["components"]["bert"] = {
-        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
-    nlp.initialize(lambda: examples)
+    examples, _ = initialize(nlp, tiny_checkpoint, TRAIN)
     bert = nlp.get_pipe("bert")
     if path == "int8":
         bert.inference_dtype = "int8"
-    encoder = get_windowed_bert(next(n for n in bert.model.walk() if n.shims))
+    encoder = get_windowed_bert(bert.model.get_ref("encoder"))
     docs = [nlp.make_doc(t) for t, _ in TRAIN]
     before = _pieces(bert, docs)
     assert encoder._derived[2] is not encoder.bert  # a derived copy predicts
