@@ -26,7 +26,7 @@ then the timed pass. Words: spaCy tokens of the texts, whitespace excluded, one 
 all. Peak memory: VmHWM from after loading to the end of the timed pass (reset after loading)
 and over the whole process (ru_maxrss); ours with the anchors hidden, as for start-up below
 (with spacy-transformers installed, spaCy imports it and transformers into any pipeline's
-process: +92 MiB here).
+process: our RSS after loading was 477 MiB that way, 389 with them hidden).
 
 Training: nlp.update words/s of ours (bert + bert_textcat + bert_ner) and st (transformer +
 textcat + ner) on the same batches of 32 examples (rotten_tomatoes texts with cats, wnut17
@@ -126,7 +126,7 @@ def export_onnx(bert: Path, work: Path) -> Dict:
 def time_pipeline(args) -> None:
     if args.system.startswith("ours"):
         # As installed from our wheel, without the anchors: spaCy would otherwise import
-        # spacy-transformers and transformers (92 MiB here) for any pipeline. As for start-up.
+        # spacy-transformers and transformers (~90 MiB here) for any pipeline. As for start-up.
         exec(PRELUDE.format(optional=ANCHORS), {})
     import torch
 
