@@ -614,30 +614,56 @@ class MergedCorpus:
     whose components learn from different data: a text classification file and an
     NER file train `bert` + `bert_textcat` + `bert_ner` together. An example keeps
     only its own file's annotation; the other's is missing, not negative.
+
+    balance: an epoch goes on until the largest file is done, a smaller file starting
+    over whenever it ends, so every file gives as many examples (one pass of the
+    largest file, several of a smaller one). For training: without it the smaller
+    file's head sees its data as often as the larger one's in epochs, but in a smaller
+    share of every batch.
     """
 
-    def __init__(self, paths: Sequence[PathLike], limit: int = 0) -> None:
+    def __init__(self, paths: Sequence[PathLike], limit: int = 0, balance: bool = False) -> None:
         if not paths:
             raise ValueError("MergedCorpus needs at least one path")
         self.readers = [BertClsCorpus(path) for path in paths]
         self.limit = limit
+        self.balance = balance
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         streams = [iter(reader(nlp)) for reader in self.readers]
+        # Balanced: a file that ends starts over until every file has ended once.
+        unfinished = set(range(len(streams))) if self.balance else set()
         count = 0
         while streams:
-            for stream in list(streams):
+            for i, stream in enumerate(streams):
+                if stream is None:
+                    continue
                 example = next(stream, None)
                 if example is None:
-                    streams.remove(stream)
-                    continue
+                    unfinished.discard(i)
+                    if not unfinished:
+                        # Without balance: only this file is done. With it: the
+                        # last file to end ends the epoch.
+                        if self.balance:
+                            return
+                        streams[i] = None
+                        continue
+                    streams[i] = iter(self.readers[i](nlp))
+                    example = next(streams[i], None)
+                    if example is None:  # an empty file: nothing to repeat
+                        streams[i] = None
+                        continue
                 yield example
                 count += 1
                 if self.limit and count >= self.limit:
                     return
+            if all(stream is None for stream in streams):
+                return
 
 
-def create_merged_corpus_reader_v1(paths: Dict[str, Optional[Path]], limit: int = 0) -> MergedCorpus:
+def create_merged_corpus_reader_v1(
+    paths: Dict[str, Optional[Path]], limit: int = 0, balance: bool = False
+) -> MergedCorpus:
     """spacy-bert-cls.MergedCorpus.v1: several data files (any format of Corpus.v1), interleaved.
 
     paths (Dict[str, Optional[Path]]): the files by a name of your choice, in a
@@ -645,5 +671,7 @@ def create_merged_corpus_reader_v1(paths: Dict[str, Optional[Path]], limit: int 
         interpolated strings would not do: the config system joins them). A null
         entry is left out.
     limit (int): the most examples per epoch in all; 0 for no limit.
+    balance (bool): as many examples from each file per epoch, the smaller files
+        repeated (for training; leave the dev corpus unbalanced).
     """
-    return MergedCorpus([path for path in paths.values() if path is not None], limit=limit)
+    return MergedCorpus([path for path in paths.values() if path is not None], limit=limit, balance=balance)

@@ -445,3 +445,19 @@ def test_merged_corpus_interleaves_and_keeps_annotations_apart(tmp_path):
     assert examples[0].reference.cats and not examples[0].reference.has_annotation("ENT_IOB")
     assert not examples[1].reference.cats and examples[1].reference.has_annotation("ENT_IOB")
     assert len(list(create_merged_corpus_reader_v1({"a": cats, "b": ner}, limit=3)(spacy.blank("en")))) == 3
+
+
+def test_merged_corpus_balance_repeats_the_smaller_file(tmp_path):
+    from spacy_bert_cls.corpus import create_merged_corpus_reader_v1
+
+    cats = tmp_path / "c.jsonl"
+    cats.write_text("".join(f'{{"text": "t{i}", "label": "pos"}}\n' for i in range(5)))
+    ner = tmp_path / "n.conll"
+    ner.write_text("John\tB-PER\n\nHi\tO\n")
+    nlp = spacy.blank("en")
+    texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "n": ner}, balance=True)(nlp)]
+    # The epoch ends with the larger file; the smaller one starts over twice.
+    assert texts == ["t0", "John", "t1", "Hi", "t2", "John", "t3", "Hi", "t4", "John"]
+    # Unbalanced, each file once.
+    texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "n": ner})(nlp)]
+    assert texts == ["t0", "John", "t1", "Hi", "t2", "t3", "t4"]
