@@ -27,6 +27,7 @@ A config block that uses it:
     labels = null
 """
 import json
+import random
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -615,11 +616,11 @@ class MergedCorpus:
     NER file train `bert` + `bert_textcat` + `bert_ner` together. An example keeps
     only its own file's annotation; the other's is missing, not negative.
 
-    balance: an epoch goes on until the largest file is done, a smaller file starting
-    over whenever it ends, so every file gives as many examples (one pass of the
-    largest file, several of a smaller one). For training: without it the smaller
-    file's head sees its data as often as the larger one's in epochs, but in a smaller
-    share of every batch.
+    balance: every kind of example (text classification, NER, both) gives as many
+    examples per epoch as the most common kind: a rarer kind is repeated (whole
+    passes, then a random sample of it), whether the kinds come in separate files
+    or merged in one. Without it, a head whose data is the smaller share trains on
+    that share of every batch and gets that share of the shared encoder's updates.
     """
 
     def __init__(self, paths: Sequence[PathLike], limit: int = 0, balance: bool = False) -> None:
@@ -630,35 +631,51 @@ class MergedCorpus:
         self.balance = balance
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
+        examples = self._interleaved(nlp)
+        if self.balance:
+            examples = _balanced(examples)
+        for count, example in enumerate(examples, 1):
+            yield example
+            if self.limit and count >= self.limit:
+                return
+
+    def _interleaved(self, nlp: Language) -> Iterator[Example]:
         streams = [iter(reader(nlp)) for reader in self.readers]
-        # Balanced: a file that ends starts over until every file has ended once.
-        unfinished = set(range(len(streams))) if self.balance else set()
-        count = 0
         while streams:
-            for i, stream in enumerate(streams):
-                if stream is None:
-                    continue
+            for stream in list(streams):
                 example = next(stream, None)
                 if example is None:
-                    unfinished.discard(i)
-                    if not unfinished:
-                        # Without balance: only this file is done. With it: the
-                        # last file to end ends the epoch.
-                        if self.balance:
-                            return
-                        streams[i] = None
-                        continue
-                    streams[i] = iter(self.readers[i](nlp))
-                    example = next(streams[i], None)
-                    if example is None:  # an empty file: nothing to repeat
-                        streams[i] = None
-                        continue
+                    streams.remove(stream)
+                    continue
                 yield example
-                count += 1
-                if self.limit and count >= self.limit:
-                    return
-            if all(stream is None for stream in streams):
-                return
+
+
+def _example_kind(example: Example) -> Tuple[bool, bool]:
+    """Which heads an example trains: (text classification, NER)."""
+    reference = example.reference
+    return bool(reference.cats), reference.has_annotation("ENT_IOB")
+
+
+def _balanced(examples: Iterable[Example]) -> Iterator[Example]:
+    """The examples of every kind, the rarer kinds repeated up to the most common
+    kind's count (whole passes, then a random sample; `random` is the one spaCy
+    seeds), interleaved one of each kind in turn. A repeat is a copy: one Doc twice
+    in a batch would confuse the listeners."""
+    groups: Dict[Tuple[bool, bool], List[Example]] = {}
+    for example in examples:
+        groups.setdefault(_example_kind(example), []).append(example)
+    if not groups:
+        return
+    target = max(len(group) for group in groups.values())
+    filled = []
+    for group in groups.values():
+        passes, rest = divmod(target, len(group))
+        repeats = [eg.copy() for _ in range(passes - 1) for eg in group]
+        repeats += [eg.copy() for eg in random.sample(group, rest)]
+        filled.append(group + repeats)
+    for i in range(target):
+        for group in filled:
+            yield group[i]
 
 
 def create_merged_corpus_reader_v1(
@@ -671,7 +688,8 @@ def create_merged_corpus_reader_v1(
         interpolated strings would not do: the config system joins them). A null
         entry is left out.
     limit (int): the most examples per epoch in all; 0 for no limit.
-    balance (bool): as many examples from each file per epoch, the smaller files
-        repeated (for training; leave the dev corpus unbalanced).
+    balance (bool): as many examples of each kind (text classification, NER) per
+        epoch, the rarer kind repeated, whether the kinds are in one file or two; for
+        training (leave the dev corpus as it is).
     """
     return MergedCorpus([path for path in paths.values() if path is not None], limit=limit, balance=balance)

@@ -447,7 +447,10 @@ def test_merged_corpus_interleaves_and_keeps_annotations_apart(tmp_path):
     assert len(list(create_merged_corpus_reader_v1({"a": cats, "b": ner}, limit=3)(spacy.blank("en")))) == 3
 
 
-def test_merged_corpus_balance_repeats_the_smaller_file(tmp_path):
+def test_merged_corpus_balance_repeats_the_rarer_kind(tmp_path):
+    import random
+
+    from spacy_bert_cls.convert import convert
     from spacy_bert_cls.corpus import create_merged_corpus_reader_v1
 
     cats = tmp_path / "c.jsonl"
@@ -455,9 +458,22 @@ def test_merged_corpus_balance_repeats_the_smaller_file(tmp_path):
     ner = tmp_path / "n.conll"
     ner.write_text("John\tB-PER\n\nHi\tO\n")
     nlp = spacy.blank("en")
-    texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "n": ner}, balance=True)(nlp)]
-    # The epoch ends with the larger file; the smaller one starts over twice.
-    assert texts == ["t0", "John", "t1", "Hi", "t2", "John", "t3", "Hi", "t4", "John"]
-    # Unbalanced, each file once.
+    random.seed(0)
+    examples = list(create_merged_corpus_reader_v1({"c": cats, "n": ner}, balance=True)(nlp))
+    texts = [eg.reference.text for eg in examples]
+    # Five of each kind, in turn: the NER file twice, then one of its two at random.
+    assert texts[0::2] == ["t0", "t1", "t2", "t3", "t4"]
+    assert texts[1:4:2] == ["John", "Hi"] and texts[5:8:2] == ["John", "Hi"]
+    assert texts[9] in ("John", "Hi")
+    # A repeat is a copy, with its annotation.
+    assert examples[5] is not examples[1] and examples[5].reference is not examples[1].reference
+    assert [t.ent_iob_ for t in examples[5].reference] == ["B"]
+    # Unbalanced, each example once.
     texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "n": ner})(nlp)]
     assert texts == ["t0", "John", "t1", "Hi", "t2", "t3", "t4"]
+    # One merged file balances the same way (the kinds, not the files).
+    merged = tmp_path / "m.spacy"
+    convert([cats, ner], merged, lang="en")
+    texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"m": merged}, balance=True)(nlp)]
+    assert len(texts) == 10 and sorted(set(texts)) == ["Hi", "John", "t0", "t1", "t2", "t3", "t4"]
+    assert len(list(create_merged_corpus_reader_v1({"c": cats, "n": ner}, balance=True, limit=3)(nlp))) == 3
