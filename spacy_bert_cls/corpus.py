@@ -671,7 +671,8 @@ def _balanced(examples: Iterable[Example]) -> Iterator[Example]:
     for group in groups.values():
         passes, rest = divmod(target, len(group))
         repeats = [eg.copy() for _ in range(passes - 1) for eg in group]
-        repeats += [eg.copy() for eg in random.sample(group, rest)]
+        # The sample is of training data, seeded by spaCy: nothing secret (bandit B311).
+        repeats += [eg.copy() for eg in random.sample(group, rest)]  # nosec B311
         filled.append(group + repeats)
     for i in range(target):
         for group in filled:
