@@ -668,7 +668,10 @@ def _balanced(examples: Iterable[Example]) -> Iterator[Example]:
         return
     target = max(len(group) for group in groups.values())
     filled = []
-    for group in groups.values():
+    for kind, group in groups.items():
+        if not any(kind):  # trains no head: once is enough
+            filled.append(group + [None] * (target - len(group)))
+            continue
         passes, rest = divmod(target, len(group))
         repeats = [eg.copy() for _ in range(passes - 1) for eg in group]
         # The sample is of training data, seeded by spaCy: nothing secret (bandit B311).
@@ -676,7 +679,8 @@ def _balanced(examples: Iterable[Example]) -> Iterator[Example]:
         filled.append(group + repeats)
     for i in range(target):
         for group in filled:
-            yield group[i]
+            if group[i] is not None:
+                yield group[i]
 
 
 def create_merged_corpus_reader_v1(

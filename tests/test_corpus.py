@@ -477,3 +477,8 @@ def test_merged_corpus_balance_repeats_the_rarer_kind(tmp_path):
     texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"m": merged}, balance=True)(nlp)]
     assert len(texts) == 10 and sorted(set(texts)) == ["Hi", "John", "t0", "t1", "t2", "t3", "t4"]
     assert len(list(create_merged_corpus_reader_v1({"c": cats, "n": ner}, balance=True, limit=3)(nlp))) == 3
+    # Examples that train no head are not repeated.
+    plain = tmp_path / "p.jsonl"
+    plain.write_text('{"text": "x", "labels": []}\n')
+    texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "p": plain}, balance=True)(nlp)]
+    assert texts == ["t0", "x", "t1", "t2", "t3", "t4"]
