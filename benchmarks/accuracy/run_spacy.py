@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> dict:
     out = args.results / args.system / args.dataset
     out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs if args.epochs is not None else settings["epochs"]
-    seed = budget["seed"]
+    seed = budget["seed"] if args.seed is None else args.seed
     torch.set_num_threads(args.threads)
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
@@ -395,6 +395,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="train this config instead of the CONFIGS entry")
     parser.add_argument("--budget", type=Path, default=BUDGET)
     parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--seed", type=int, default=None, help="default: budget.json's (use another --results)")
     args = parser.parse_args(argv)
     run(args)
     return 0
