@@ -75,9 +75,69 @@ class BertShim(PyTorchShim):
     scores 0.95 when reloaded).
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Set by the `bert` component while its listeners backpropagate one by one.
+        self.retain_graph = False
+        self._stashed: Dict[str, Dict[str, torch.Tensor]] = {}
+
+    def stash_gradient(self, key: str) -> None:
+        """Move the encoder's gradient (each parameter's .grad) aside under `key`, adding to
+        what is there: the gradient of one listener's loss, stepped in finish_update with an
+        optimizer state of its own."""
+        stash = self._stashed.setdefault(key, {})
+        for name, param in self._model.named_parameters():
+            if param.grad is not None:
+                if name in stash:
+                    stash[name] += param.grad
+                else:
+                    stash[name] = param.grad
+                param.grad = None
+
+    def clip_stashed(self, max_norm: float) -> Dict[str, float]:
+        """Clip each stashed gradient by its own global norm (as clip_encoder_gradient does
+        the whole gradient). RETURNS the norms before clipping, by key."""
+        norms = {}
+        for key, grads in self._stashed.items():
+            if not grads:
+                continue
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+            norms[key] = float(norm)
+            coef = max_norm / (norm + 1e-6)
+            if coef < 1.0:
+                for grad in grads.values():
+                    grad.mul_(coef)
+        return norms
+
     def finish_update(self, optimizer) -> None:
-        super().finish_update(optimizer)
+        if self._stashed:
+            self._step_each_stash(optimizer)
+        else:
+            super().finish_update(optimizer)
         self._model.weights_changed()
+
+    def _step_each_stash(self, optimizer) -> None:
+        """One optimizer step per stashed gradient, each with its own optimizer state (the
+        parameter keys get the stash's key), one after the other: under Adam each listener's
+        update then has the size it would have alone, whatever the other's gradient norm.
+        Decoupled weight decay is applied by the first step only."""
+        params = dict(self._model.named_parameters())
+        l2 = getattr(optimizer, "L2", 0.0)
+        try:
+            for i, (key, grads) in enumerate(self._stashed.items()):
+                if self._grad_scaler.found_inf:  # an fp16 overflow: skip the step, as thinc does
+                    break
+                if i == 1 and l2:
+                    optimizer.L2 = 0.0
+                for name, grad in grads.items():
+                    param = params[name]
+                    data, _ = optimizer((self.id, f"{name}@{key}"), torch2xp(param.data), torch2xp(grad))
+                    param.data = xp2torch(data, requires_grad=True, device=param.device)
+        finally:
+            if l2:
+                optimizer.L2 = l2
+            self._stashed.clear()
+        self._grad_scaler.update()
 
 
 def get_windowed_bert(model: Model) -> WindowedBert:
@@ -178,7 +238,8 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
             tensors.append(tensor)
             grads.append(xp2torch(full, device=device).to(tensor.dtype))
         if tensors:
-            torch_backprop(ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads}))
+            kwargs = {"grad_tensors": grads, "retain_graph": getattr(shim, "retain_graph", False)}
+            torch_backprop(ArgsKwargs(args=(tensors,), kwargs=kwargs))
         return []
 
     return outputs, backprop

@@ -35,10 +35,11 @@ stride = 192
         "frozen": False,
         "set_doc_tensor": False,
         "inference_dtype": "float32",
+        "per_listener_optimizer": False,
     },
 )
 def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tensor: bool,
-              inference_dtype: str) -> "BertTransformer":
+              inference_dtype: str, per_listener_optimizer: bool = False) -> "BertTransformer":
     """Create a `bert` component (factory "bert").
 
     model (Model[List[Doc], List[BertOutput]]): spacy-bert-cls.BertTransformer.v1.
@@ -52,21 +53,31 @@ def make_bert(nlp: Language, name: str, model: Model, frozen: bool, set_doc_tens
         calibration, quantized per channel from the weights alone) or "bfloat16" (autocast;
         fast only where the CPU has native bf16). Training always runs in fp32 (or
         `mixed_precision`): the setting applies to nlp(...), nlp.pipe and evaluation.
+    per_listener_optimizer (bool): with several listening components (a joint pipeline),
+        step the encoder with each component's gradient separately, each with its own
+        optimizer state (Adam's moments) and its own global-norm clip, instead of one step
+        with their sum. Under Adam a summed gradient moves the encoder the way of the larger
+        loss gradient; stepped apart, each head moves it as far as it would alone (the
+        listeners' grad_factor then makes no difference). Costs a backward pass per extra
+        component and an optimizer state per component. Off: one summed step, as
+        spacy-transformers.
     """
     return BertTransformer(nlp.vocab, model, name, frozen=frozen, set_doc_tensor=set_doc_tensor,
-                           inference_dtype=inference_dtype)
+                           inference_dtype=inference_dtype, per_listener_optimizer=per_listener_optimizer)
 
 
 class BertTransformer(TrainablePipe):
     """A BERT encoder shared by the listeners of downstream components."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "bert", *,
-                 frozen: bool = False, set_doc_tensor: bool = False, inference_dtype: str = "float32") -> None:
+                 frozen: bool = False, set_doc_tensor: bool = False, inference_dtype: str = "float32",
+                 per_listener_optimizer: bool = False) -> None:
         self.vocab = vocab
         self.model = model
         self.name = name
         self.listener_map: Dict[str, List[BertListener]] = {}
-        self.cfg = {"frozen": frozen, "set_doc_tensor": set_doc_tensor}
+        self.cfg = {"frozen": frozen, "set_doc_tensor": set_doc_tensor,
+                    "per_listener_optimizer": per_listener_optimizer}
         self.inference_dtype = inference_dtype
 
     @property
@@ -148,12 +159,16 @@ class BertTransformer(TrainablePipe):
             outputs, bp_outputs = self.model.begin_update(docs)
         d_outputs = [BertGrad() for _ in outputs]
 
-        def accumulate_gradient(one_d_outputs: List[BertGrad]) -> List:
-            for total, one in zip(d_outputs, one_d_outputs):
-                total += one
+        def add_loss(one_d_outputs: List[BertGrad]) -> None:
+            for one in one_d_outputs:
                 for part in (one.pieces, one.cls, one.pooled):
                     if part is not None:
                         losses[self.name] += float((part ** 2).sum())
+
+        def accumulate_gradient(one_d_outputs: List[BertGrad]) -> List:
+            for total, one in zip(d_outputs, one_d_outputs):
+                total += one
+            add_loss(one_d_outputs)
             return []
 
         def backprop(one_d_outputs: List[BertGrad]) -> List:
@@ -165,12 +180,45 @@ class BertTransformer(TrainablePipe):
             return []
 
         batch_id = BertListener.get_batch_id(docs)
+        if bp_outputs is not None and self.cfg.get("per_listener_optimizer") and len(self.listening_components) > 1:
+            self._receive_separately(batch_id, outputs, bp_outputs, add_loss=add_loss, sgd=sgd)
+            return losses
         listeners = self.listeners
         for listener in listeners[:-1]:
             listener.receive(batch_id, outputs, accumulate_gradient)
         if listeners:
             listeners[-1].receive(batch_id, outputs, backprop)
         return losses
+
+    def _receive_separately(self, batch_id: int, outputs: List[BertOutput], bp_outputs: Callable,
+                            *, add_loss: Callable, sgd: Optional[Optimizer]) -> None:
+        """per_listener_optimizer: each listener's gradient goes back through the encoder on
+        its own (the graph kept until the last) and is stashed under its component's name;
+        when every listener has sent one, finish_update steps each stash separately."""
+        shim = self._shim()
+        pending = {id(listener) for listener in self.listeners}
+
+        def make_backprop(component: str, listener: BertListener) -> Callable:
+            def backprop(one_d_outputs: List[BertGrad]) -> List:
+                add_loss(one_d_outputs)
+                pending.discard(id(listener))
+                shim.retain_graph = bool(pending)
+                try:
+                    bp_outputs(one_d_outputs)
+                finally:
+                    shim.retain_graph = False
+                shim.stash_gradient(component)
+                if not pending and sgd is not None:
+                    self.finish_update(sgd)
+                return []
+            return backprop
+
+        for component in self.listening_components:
+            for listener in self.listener_map[component]:
+                listener.receive(batch_id, outputs, make_backprop(component, listener))
+
+    def _shim(self):
+        return next(node for node in self.model.walk() if node.shims).shims[0]
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the encoder's weights.
@@ -188,6 +236,7 @@ class BertTransformer(TrainablePipe):
         grad_clip = getattr(sgd, "grad_clip", None)
         if grad_clip:
             clip_encoder_gradient(self.model, float(grad_clip))
+            self._shim().clip_stashed(float(grad_clip))  # per_listener_optimizer: each on its own
         self.model.finish_update(sgd)
 
     def get_loss(self, examples, scores) -> None:
