@@ -85,7 +85,7 @@ class BertShim(PyTorchShim):
         """Move the encoder's gradient (each parameter's .grad) aside under `key`, adding to
         what is there: the gradient of one listener's loss, stepped in finish_update with an
         optimizer state of its own."""
-        stash = self._stashed.setdefault(key, {})
+        stash = self.stashed.setdefault(key, {})
         for name, param in self._model.named_parameters():
             if param.grad is not None:
                 if name in stash:
@@ -98,7 +98,7 @@ class BertShim(PyTorchShim):
         """Clip each stashed gradient by its own global norm (as clip_encoder_gradient does
         the whole gradient). RETURNS the norms before clipping, by key."""
         norms = {}
-        for key, grads in self._stashed.items():
+        for key, grads in self.stashed.items():
             if not grads:
                 continue
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
@@ -109,8 +109,15 @@ class BertShim(PyTorchShim):
                     grad.mul_(coef)
         return norms
 
+    @property
+    def stashed(self) -> Dict[str, Dict[str, torch.Tensor]]:
+        # (a shim unpickled from before the stash existed has no _stashed)
+        if getattr(self, "_stashed", None) is None:
+            self._stashed = {}
+        return self._stashed
+
     def finish_update(self, optimizer) -> None:
-        if self._stashed:
+        if self.stashed:
             self._step_each_stash(optimizer)
         else:
             super().finish_update(optimizer)

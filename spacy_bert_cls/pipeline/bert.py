@@ -236,7 +236,9 @@ class BertTransformer(TrainablePipe):
         grad_clip = getattr(sgd, "grad_clip", None)
         if grad_clip:
             clip_encoder_gradient(self.model, float(grad_clip))
-            self._shim().clip_stashed(float(grad_clip))  # per_listener_optimizer: each on its own
+            shim = self._shim()
+            if hasattr(shim, "clip_stashed"):  # per_listener_optimizer: each gradient on its own
+                shim.clip_stashed(float(grad_clip))
         self.model.finish_update(sgd)
 
     def get_loss(self, examples, scores) -> None:
