@@ -121,3 +121,20 @@ def test_one_listener_is_the_usual_summed_step(tiny_checkpoint, tiny_model_confi
     examples, optimizer = initialize(nlp, tiny_checkpoint, TRAIN, sgd=Adam(1e-3))
     nlp.update(examples, sgd=optimizer, losses={})
     assert not any(isinstance(k[1], str) and "@" in k[1] for k in optimizer.mom1)
+
+
+def test_accumulated_updates_add_up_in_each_stash(tiny_checkpoint, tiny_model_config):
+    # spaCy's accumulate_gradient: several nlp.update(sgd=False) calls, then one finish_update.
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_model_config, per_listener=True)
+    examples, _ = initialize(nlp, tiny_checkpoint, TRAIN)
+    shim = nlp.get_pipe("bert").model.get_ref("encoder").shims[0]
+    torch.manual_seed(0)  # the same dropout masks in the encoder (its own, from the checkpoint's config)
+    nlp.update(examples, sgd=False, losses={}, drop=0.0)
+    once = {key: {n: g.clone() for n, g in grads.items()} for key, grads in shim.stashed.items()}
+    torch.manual_seed(0)
+    nlp.update(examples, sgd=False, losses={}, drop=0.0)
+    assert set(shim.stashed) == set(once) == {"bert_textcat", "bert_ner"}
+    for key, grads in once.items():
+        for n, g in grads.items():
+            assert torch.allclose(shim.stashed[key][n], 2 * g, rtol=1e-4, atol=1e-9), (key, n)
