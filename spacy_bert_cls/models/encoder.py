@@ -101,7 +101,8 @@ class BertShim(PyTorchShim):
         for key, grads in self.stashed.items():
             if not grads:
                 continue
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+            # torch's clip_grad_norm_ rule, on tensors that are no parameter's .grad
+            norm = torch.nn.utils.get_total_norm(list(grads.values()))
             norms[key] = float(norm)
             coef = max_norm / (norm + 1e-6)
             if coef < 1.0:
