@@ -9,7 +9,8 @@ from spacy.util import registry
 EXPECTED = {
     "spacy_factories": {"bert", "bert_textcat", "bert_ner"},
     "spacy_architectures": {"spacy-bert-cls.BertTransformer.v1", "spacy-bert-cls.BertListener.v1",
-                            "spacy-bert-cls.BertDocListener.v1", "spacy-bert-cls.BertClassifier.v1",
+                            "spacy-bert-cls.BertDocListener.v1", "spacy-bert-cls.BertInlineListener.v1",
+                            "spacy-bert-cls.BertClassifier.v1",
                             "spacy-bert-cls.BertTagger.v1"},
     "spacy_scorers": {"spacy-bert-cls.textcat_scorer.v1"},
     "spacy_callbacks": {"spacy-bert-cls.tune_thresholds.v1", "spacy-bert-cls.atomic_save.v1"},

@@ -75,6 +75,10 @@ class BertShim(PyTorchShim):
     scores 0.95 when reloaded).
     """
 
+    # An encoder inside a component's own model (InlineBertListener) has no `bert`
+    # component to clip its gradient by the global norm before the step: the shim does.
+    clip_global = False
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Set by the `bert` component while its listeners backpropagate one by one.
@@ -118,6 +122,11 @@ class BertShim(PyTorchShim):
         return self._stashed
 
     def finish_update(self, optimizer) -> None:
+        grad_clip = getattr(optimizer, "grad_clip", None)
+        if self.clip_global and grad_clip:
+            params = [p for p in self._model.parameters() if p.grad is not None]
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
         if self.stashed:
             self._step_each_stash(optimizer)
         else:

@@ -7,6 +7,7 @@ from thinc.api import Model
 from ..pytorch.config import BertConfig
 from ..pytorch.encoder import BertModel
 from .encoder import build_windowed_encoder, get_windowed_bert
+from .listener import replace_listener, replace_listener_cfg
 from .output import BertOutput
 from .pieces import build_piece_encoder, get_piece_tokenizer
 
@@ -79,6 +80,9 @@ def build_bert_transformer_v1(
         layers=[pieces, encoder],
         refs={"pieces": pieces, "encoder": encoder},
         dims={"nO": hidden_size},
+        # nlp.replace_listeners: a listener becomes an InlineBertListener with a copy of
+        # this model (functions in attrs are not serialized; the config sets them again)
+        attrs={"replace_listener": replace_listener, "replace_listener_cfg": replace_listener_cfg},
     )
 
 
