@@ -1,4 +1,4 @@
-"""The project workflow `all`, small: every step runs (convert -> train -> evaluate -> package ->
+"""The project workflows `all` and `all-separate`, small: every step runs (convert -> train -> evaluate -> package ->
 install-check in a fresh virtual environment), so a broken step fails CI."""
 import json
 import os
@@ -22,7 +22,7 @@ def project(tmp_path_factory):
     shutil.copytree(ROOT, copy, ignore=ignore)
     checkpoint = write_tiny_checkpoint(copy / "assets" / "tiny")
     # The tiny encoder's sizes, written into the configs the workflow trains.
-    for name in ("bert_textcat_ner.cfg",):
+    for name in ("bert_textcat_ner.cfg", "bert_textcat.cfg", "bert_ner.cfg"):
         subprocess.run([sys.executable, "-m", "spacy_bert_cls", "fit-config", str(copy / "configs" / name),
                         str(checkpoint), "--output", str(copy / "configs" / name)], check=True)
     return copy
@@ -47,6 +47,23 @@ def test_workflow_all_small(project):
     report = (project / "metrics" / "bert_textcat_ner.html").read_text()
     assert "<html" in report and "Confusion matrix" in report and "displacy" in report.lower() or "entities" in report
     check = json.loads((project / "metrics" / "install-check.json").read_text())
+    assert check["mismatches"] == 0 and check["texts"] > 0
+
+
+def test_workflow_all_separate_small(project):
+    """all-separate: each head alone, then one assembled pipeline of both, packaged and checked."""
+    tiny = ["--vars.bert", "assets/tiny", "--vars.textcat_steps", "4", "--vars.ner_steps", "4",
+            "--vars.eval_frequency", "2", "--vars.warmup_steps", "1", "--vars.package_name", "bert_ci"]
+    for step in ("convert", "train-textcat", "train-ner", "assemble", "evaluate-separate",
+                 "package-separate", "install-check-separate"):
+        result = _run(project, step, *tiny)
+        assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    config = (project / "training" / "separate" / "model-best" / "config.cfg").read_text()
+    assert "spacy-bert-cls.BertInlineListener.v1" in config and "[components.bert]" not in config
+    metrics = json.loads((project / "metrics" / "separate.json").read_text())
+    scores = next(iter(metrics["files"].values()))["scores"]
+    assert "cats_score" in scores and "ents_f" in scores
+    check = json.loads((project / "metrics" / "install-check-separate.json").read_text())
     assert check["mismatches"] == 0 and check["texts"] > 0
 
 
