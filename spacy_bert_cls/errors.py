@@ -32,6 +32,14 @@ E_NO_UPSTREAM_OUTPUT = (
     "annotating_components too, or use the component's own `frozen = true`.)"
 )
 
+E_INLINE_NOT_TRAINED = (
+    "This component's own copy of the encoder (spacy-bert-cls.BertInlineListener.v1) has no "
+    "word-piece tokenizer: an inline encoder comes from a trained pipeline (nlp.replace_listeners, "
+    "or a sourced component with replace_listeners = [\"model.tok2vec\"]) and cannot load a "
+    "checkpoint at initialize. To fine-tune from a checkpoint, use a 'bert' component and a "
+    "spacy-bert-cls.BertListener.v1 / BertDocListener.v1."
+)
+
 E_NO_TOKENIZER = (
     "The 'bert' component has no word-piece tokenizer yet. Initialize it with a "
     "checkpoint folder ([initialize.components.{name}.loader] path, usually "

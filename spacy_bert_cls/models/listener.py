@@ -15,9 +15,11 @@ from thinc.api import Model, Ragged, noop, reduce_mean
 from thinc.shims import Shim
 from thinc.types import Floats2d
 
-from ..errors import E_NO_UPSTREAM_OUTPUT, ListenerError
+from ..errors import E_INLINE_NOT_TRAINED, E_NO_UPSTREAM_OUTPUT, ListenerError
+from ..tokenization import PieceTokenizer
 from .encoder import get_windowed_bert
 from .output import BertGrad, BertOutput
+from .pieces import TOKENIZER_ATTR
 
 
 class _Pending:
@@ -342,6 +344,8 @@ def inline_init(model: InlineBertListener, X=None, Y=None) -> None:
 
 def inline_forward(model: InlineBertListener, docs: List[Doc], is_train: bool):
     encoder = model.get_ref("encoder")
+    if not isinstance(encoder.get_ref("pieces").attrs[TOKENIZER_ATTR], PieceTokenizer):
+        raise ListenerError(E_INLINE_NOT_TRAINED)
     if not docs:
         outputs, backprop_encoder = [], None
     elif is_train:

@@ -137,3 +137,16 @@ def test_replace_listener_cfg_keeps_the_listener_settings():
     assert tokens["output"] == "tokens" and tokens["pooling"] == {"@layers": "reduce_max.v1"}
     with pytest.raises(ValueError, match="spacy-transformers.TransformerListener.v1"):
         replace_listener_cfg(encoder, {"@architectures": "spacy-transformers.TransformerListener.v1", "width": 8})
+
+
+def test_a_fresh_inline_listener_says_it_needs_a_trained_encoder():
+    from spacy.training import Example
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert_textcat", config={"model": {
+        "@architectures": "spacy-bert-cls.BertClassifier.v1", "exclusive_classes": True,
+        "tok2vec": {"@architectures": "spacy-bert-cls.BertInlineListener.v1", "width": 384, "output": "pooler",
+                    "encoder": {"@architectures": "spacy-bert-cls.BertTransformer.v1"}}}})
+    examples = [Example.from_dict(nlp.make_doc("good"), {"cats": {"A": 1.0, "B": 0.0}})]
+    with pytest.raises(ValueError, match="use a 'bert' component"):
+        nlp.initialize(lambda: examples)
