@@ -327,6 +327,20 @@ def test_export_textcat_same_scores(trained, tmp_path):
         assert max(abs(theirs[k] - doc.cats[k]) for k in theirs) < 1e-5
 
 
+def test_export_a_head_with_its_own_encoder(trained, tmp_path):
+    # after replace_listeners (as in an assembled pipeline) the head's own encoder is exported
+    trained["BILUO"].to_disk(tmp_path / "joint")
+    nlp = spacy.load(tmp_path / "joint")
+    for head in ("bert_textcat", "bert_ner"):
+        nlp.replace_listeners("bert", head, ["model.tok2vec"])
+    nlp.remove_pipe("bert")
+    out = export_hf(nlp, tmp_path / "hf", component="bert_textcat")
+    classify = transformers.pipeline("text-classification", model=str(out), top_k=None)
+    for text, doc in zip(EXPORT_TEXTS, nlp.pipe(EXPORT_TEXTS)):
+        theirs = {r["label"]: r["score"] for r in classify([text])[0]}
+        assert max(abs(theirs[k] - doc.cats[k]) for k in doc.cats) < 1e-5
+
+
 def test_export_multilabel_keeps_thresholds(tiny_checkpoint, tmp_path):
     from .pipeline.test_heads import MULTI, make_nlp, train
 

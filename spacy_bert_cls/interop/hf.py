@@ -312,6 +312,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     """
     import spacy
 
+    from ..models.listener import InlineBertListener
     from ..models.pieces import get_piece_tokenizer
     from ..models.transformer import get_bert_model
     from ..pipeline.bert import BertTransformer
@@ -332,14 +333,18 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
                                       f"(there are: {', '.join(heads) or 'none'})")
     head = heads[component]
     listener = head.model.get_ref("tok2vec")
-    encoders = {n: p for n, p in nlp.pipeline if isinstance(p, BertTransformer)}
-    upstream = listener.upstream_name
-    if upstream == "*" and len(encoders) == 1:
-        upstream = next(iter(encoders))
-    if upstream not in encoders:
-        raise CheckpointError(source, f"'{component}' listens to {listener.upstream_name!r}; "
-                                      f"bert components: {', '.join(encoders) or 'none'}")
-    bert = get_bert_model(encoders[upstream].model)
+    if isinstance(listener, InlineBertListener):  # its own encoder (replace_listeners, spacy assemble)
+        encoder_model = listener.get_ref("encoder")
+    else:
+        encoders = {n: p for n, p in nlp.pipeline if isinstance(p, BertTransformer)}
+        upstream = listener.upstream_name
+        if upstream == "*" and len(encoders) == 1:
+            upstream = next(iter(encoders))
+        if upstream not in encoders:
+            raise CheckpointError(source, f"'{component}' listens to {listener.upstream_name!r}; "
+                                          f"bert components: {', '.join(encoders) or 'none'}")
+        encoder_model = encoders[upstream].model
+    bert = get_bert_model(encoder_model)
     config = bert.config
     state = {k: v.detach().float() for k, v in bert.state_dict().items()}
     output_layer = head.model.get_ref("output_layer")
@@ -374,7 +379,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     extra["id2label"] = {str(i): n for i, n in enumerate(names)}
     extra["label2id"] = {n: i for i, n in reversed(list(enumerate(names)))}  # first row of a name
     tensors["classifier.weight"], tensors["classifier.bias"] = weight, bias
-    tokenizer = get_piece_tokenizer(encoders[upstream].model.get_ref("pieces"))
+    tokenizer = get_piece_tokenizer(encoder_model.get_ref("pieces"))
     with atomic_folder(output_dir, overwrite=overwrite) as tmp:
         write_tensors(tmp / "model.safetensors", tensors)
         write_json(tmp / CONFIG_FILE, extra)
