@@ -148,3 +148,21 @@ def test_a_fresh_inline_listener_says_it_needs_a_trained_encoder():
     examples = [Example.from_dict(nlp.make_doc("good"), {"cats": {"A": 1.0, "B": 0.0}})]
     with pytest.raises(ValueError, match="use a 'bert' component"):
         nlp.initialize(lambda: examples)
+
+
+def test_an_int8_encoder_keeps_its_calibration_inline(joint, tmp_path):
+    # quantize the bert pipeline, then replace the listeners: the copies keep the int8
+    # calibration, and with inference_dtype = "int8" in their config predict as before
+    from spacy_bert_cls.quantize import quantize_pipeline
+
+    joint.to_disk(tmp_path / "joint")
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(t for t, _ in TRAIN * 5))
+    quantize_pipeline(tmp_path / "joint", tmp_path / "int8", dtype="int8", data=data)
+    quantized = spacy.load(tmp_path / "int8")
+    want = predictions(quantized)
+    inline = replaced(quantized, tmp_path)
+    inline.to_disk(tmp_path / "inline")
+    int8 = spacy.load(tmp_path / "inline", config={"components": {
+        head: {"model": {"tok2vec": {"inference_dtype": "int8"}}} for head in ("bert_textcat", "bert_ner")}})
+    assert_same(predictions(int8), want)
