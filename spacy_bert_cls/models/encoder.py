@@ -121,12 +121,19 @@ class BertShim(PyTorchShim):
             self._stashed = {}
         return self._stashed
 
+    def clip_gradient(self, max_norm: float) -> float:
+        """Clip the encoder's gradient by its global norm, in place (torch's clip_grad_norm_).
+        RETURNS the norm before clipping (inf or nan when the fp16 scaler found an overflow:
+        the step is skipped anyway); 0.0 when there is no gradient."""
+        params = [p for p in self._model.parameters() if p.grad is not None]
+        if not params:
+            return 0.0
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
     def finish_update(self, optimizer) -> None:
         grad_clip = getattr(optimizer, "grad_clip", None)
         if self.clip_global and grad_clip:
-            params = [p for p in self._model.parameters() if p.grad is not None]
-            if params:
-                torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
+            self.clip_gradient(float(grad_clip))
         if self.stashed:
             self._step_each_stash(optimizer)
         else:
@@ -161,18 +168,16 @@ def get_windowed_bert(model: Model) -> WindowedBert:
     return model.shims[0]._model
 
 
-def clip_encoder_gradient(model: Model, max_norm: float) -> float:
-    """Clip the gradient of the torch encoder inside `model` (a `bert` component's model or
-    its encoder layer) by its global norm, in place, before the optimizer step.
+def get_bert_shim(model: Model) -> BertShim:
+    """The shim of the torch encoder inside `model` (a `bert` component's model, its encoder
+    layer, or an InlineBertListener's encoder)."""
+    return next(node for node in model.walk() if node.shims).shims[0]
 
-    RETURNS (float): the norm before clipping (inf or nan when the fp16 scaler found an
-    overflow: the shim then skips the step anyway).
-    """
-    shim_model = next(node for node in model.walk() if node.shims)
-    params = [p for p in get_windowed_bert(shim_model).parameters() if p.grad is not None]
-    if not params:
-        return 0.0
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+def clip_encoder_gradient(model: Model, max_norm: float) -> float:
+    """Clip the gradient of the torch encoder inside `model` (see get_bert_shim) by its
+    global norm, in place, before the optimizer step. RETURNS BertShim.clip_gradient's norm."""
+    return get_bert_shim(model).clip_gradient(max_norm)
 
 
 def plan_for(model: Model, docs: List[DocPieces], tokenizer: PieceTokenizer) -> WindowPlan:

@@ -16,10 +16,9 @@ from thinc.shims import Shim
 from thinc.types import Floats2d
 
 from ..errors import E_INLINE_NOT_TRAINED, E_NO_UPSTREAM_OUTPUT, ListenerError
-from ..tokenization import PieceTokenizer
-from .encoder import get_windowed_bert
+from .encoder import get_bert_shim, get_windowed_bert
 from .output import BertGrad, BertOutput
-from .pieces import TOKENIZER_ATTR
+from .pieces import get_piece_tokenizer
 
 
 class _Pending:
@@ -222,7 +221,7 @@ def take_outputs(model: BertListener, docs: List[Doc]) -> List[Optional[BertOutp
     prediction (each listener once). For a component that needs more than the pooled
     vectors (bert_ner's hf_first decoder works on every piece)."""
     if isinstance(model, InlineBertListener):
-        return model.get_ref("encoder").predict(docs) if docs else []
+        return _inline_encoder(model).predict(docs) if docs else []
     return [_output_for(model, doc) for doc in docs]
 
 
@@ -330,10 +329,7 @@ class InlineBertListener(BertListener):
         self.init = inline_init
         self._layers.append(encoder)
         self._refs["encoder"] = encoder
-        for node in encoder.walk():
-            for shim in node.shims:
-                if hasattr(shim, "clip_global"):
-                    shim.clip_global = True
+        get_bert_shim(encoder).clip_global = True
 
 
 def inline_init(model: InlineBertListener, X=None, Y=None) -> None:
@@ -342,10 +338,18 @@ def inline_init(model: InlineBertListener, X=None, Y=None) -> None:
     model._initializing = False
 
 
-def inline_forward(model: InlineBertListener, docs: List[Doc], is_train: bool):
+def _inline_encoder(model: InlineBertListener) -> Model:
+    """The listener's own encoder, which must have come from a trained pipeline."""
     encoder = model.get_ref("encoder")
-    if not isinstance(encoder.get_ref("pieces").attrs[TOKENIZER_ATTR], PieceTokenizer):
-        raise ListenerError(E_INLINE_NOT_TRAINED)
+    try:
+        get_piece_tokenizer(encoder.get_ref("pieces"))
+    except ValueError as err:
+        raise ListenerError(E_INLINE_NOT_TRAINED) from err
+    return encoder
+
+
+def inline_forward(model: InlineBertListener, docs: List[Doc], is_train: bool):
+    encoder = _inline_encoder(model)
     if not docs:
         outputs, backprop_encoder = [], None
     elif is_train:

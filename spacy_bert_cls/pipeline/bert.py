@@ -9,7 +9,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..models.encoder import clip_encoder_gradient, get_windowed_bert
+from ..models.encoder import clip_encoder_gradient, get_bert_shim, get_windowed_bert
 from ..models.listener import BertListener, store_outputs
 from ..models.output import BertGrad, BertOutput
 
@@ -218,7 +218,7 @@ class BertTransformer(TrainablePipe):
                 listener.receive(batch_id, outputs, make_backprop(component, listener))
 
     def _shim(self):
-        return next(node for node in self.model.walk() if node.shims).shims[0]
+        return get_bert_shim(self.model)
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the encoder's weights.

@@ -8,7 +8,7 @@ import spacy
 import torch
 from thinc.api import Adam, Config, fix_random_seed
 
-from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim, get_windowed_bert
 from spacy_bert_cls.models.listener import InlineBertListener, replace_listener_cfg
 
 from .test_heads import TRAIN, assert_same, make_nlp, predictions, train
@@ -87,7 +87,7 @@ def test_assemble_heads_of_two_pipelines(tiny_checkpoint, tiny_model_config, tmp
     # two encoders, one per head, neither shared
     encoders = [nlp.get_pipe(h).model.get_ref("tok2vec").get_ref("encoder") for h in nlp.pipe_names]
     assert encoders[0] is not encoders[1]
-    shims = [next(n for n in e.walk() if n.shims).shims[0] for e in encoders]
+    shims = [get_bert_shim(e) for e in encoders]
     assert shims[0].id != shims[1].id
 
 
@@ -96,7 +96,7 @@ def test_an_inline_listener_trains_with_the_global_norm_clip(joint, tmp_path, mo
 
     nlp = replaced(joint, tmp_path)
     listener = nlp.get_pipe("bert_textcat").model.get_ref("tok2vec")
-    shim = next(node for node in listener.get_ref("encoder").walk() if node.shims).shims[0]
+    shim = get_bert_shim(listener.get_ref("encoder"))
     assert shim.clip_global
     flipped = [Example.from_dict(nlp.make_doc(t), {"cats": {"POS": a["cats"]["NEG"], "NEG": a["cats"]["POS"]}})
                for t, a in TRAIN]
