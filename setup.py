@@ -67,6 +67,9 @@ setup(
             "spacy-bert-cls.tune_thresholds.v1 = spacy_bert_cls.pipeline.textcat:make_threshold_tuner_v1",
             "spacy-bert-cls.atomic_save.v1 = spacy_bert_cls.saving:make_atomic_save_v1",
         ],
+        "thinc_schedules": [
+            "spacy-bert-cls.warmup_linear.v1 = spacy_bert_cls.schedules:warmup_linear_fraction_v1",
+        ],
         "spacy_tokenizers": [
             "spacy-bert-cls.Tokenizer.v1 = spacy_bert_cls.safe_tokenizer:create_tokenizer_v1",
         ],

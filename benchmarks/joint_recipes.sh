@@ -3,11 +3,12 @@
 # (checkpoint, convert, train, evaluate of project.yml) in a fresh clone of this repository,
 # with configs/bert_textcat_ner.cfg edited as the row says, scored on the test splits.
 #
-#   SEED=0 GF=0.1 PL=false STEPS=534 WARM=53 EVAL=267 BATCH=64 ACC=1 bash benchmarks/joint_recipes.sh WORKDIR
+#   SEED=0 GF=0.1 PL=false STEPS=534 WARMUP=0.1 EVAL=267 BATCH=64 ACC=1 bash benchmarks/joint_recipes.sh WORKDIR
 #
 # GF: the textcat listener's grad_factor; PL: per_listener_optimizer on `bert`; BATCH: "padded"
 # (the config's batches of about 2,000 padded words) or N (spacy.batch_by_sequence.v1 of N
-# examples); ACC: accumulate_gradient. Defaults: the config as it is, 1,000 steps. Needs
+# examples); ACC: accumulate_gradient; WARMUP: the warm-up's share of the steps (0.1 of 534 = 53).
+# Defaults: the config as it is, 1,000 steps. Needs
 # ../shared/datasets (or DATASETS=...). Prints ACC / ENTS_F of model-best and of model-last.
 # Run it in the project's virtual environment. One torch thread; about an hour on this
 # 2-core machine (per_listener: about 45% more).
@@ -15,7 +16,7 @@ set -euo pipefail
 WORK=${1:?usage: bash benchmarks/joint_recipes.sh WORKDIR}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 D=$(cd "${DATASETS:-$REPO/../shared/datasets}" && pwd)
-SEED=${SEED:-0} GF=${GF:-0.1} PL=${PL:-false} STEPS=${STEPS:-1000} WARM=${WARM:-100} EVAL=${EVAL:-250}
+SEED=${SEED:-0} GF=${GF:-0.1} PL=${PL:-false} STEPS=${STEPS:-1000} WARMUP=${WARMUP:-0.1} EVAL=${EVAL:-250}
 BATCH=${BATCH:-padded} ACC=${ACC:-3}
 SIZE=$([ "$BATCH" = padded ] && echo 2000 || echo "$BATCH")  # project.yml's batch_size var sets the size
 rm -rf "$WORK" && mkdir -p "$WORK/data"
@@ -49,7 +50,7 @@ for step in checkpoint convert train evaluate; do
     --vars.textcat_eval "$D/rotten_tomatoes/test.jsonl" \
     --vars.ner_train "$D/wnut17/wnut17train.conll" --vars.ner_dev "$D/wnut17/emerging.dev.conll" \
     --vars.ner_eval "$WORK/data/wnut17_test.conll" \
-    --vars.train_steps "$STEPS" --vars.eval_frequency "$EVAL" --vars.warmup_steps "$WARM" \
+    --vars.train_steps "$STEPS" --vars.eval_frequency "$EVAL" --vars.warmup_fraction "$WARMUP" \
     --vars.batch_size "$SIZE" --vars.accumulate_gradient "$ACC" --vars.package_name bert_rt_wnut17 --vars.seed "$SEED"
 done
 echo "SECONDS $(( $(date +%s) - start ))"

@@ -24,7 +24,7 @@ def _overrides(checkpoint, train_path, dev_path):
     overrides.update({
         "paths.bert": str(checkpoint),
         "training.max_steps": 4, "training.eval_frequency": 2,
-        "training.optimizer.learn_rate.warmup_steps": 1,
+        "training.optimizer.learn_rate.warmup_fraction": 0.25,
     })
     return overrides
 
@@ -55,3 +55,32 @@ def test_config_trains_and_reloads(tiny_checkpoint, tmp_path, config, train_file
     if "multilabel" in config:
         # tuned on the dev file before saving
         assert nlp.get_pipe("bert_textcat").cfg["thresholds"]
+
+
+TRAINING_CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.cfg")
+                          if "[training.optimizer.learn_rate]" in p.read_text(encoding="utf8"))
+
+
+@pytest.mark.parametrize("config", TRAINING_CONFIGS)
+def test_max_steps_shortens_the_whole_schedule(config):
+    """`--training.max_steps 30` alone: the rate warms up and reaches 0 at step 30 (it
+    stayed near 0 when the schedule kept its own 250-step warm-up and 20,000-step decay)."""
+    from itertools import islice
+
+    from spacy.util import load_config, registry
+
+    assert len(TRAINING_CONFIGS) >= 6
+    loaded = load_config(ROOT / "configs" / config, overrides={"training.max_steps": 30}, interpolate=True)
+    schedule = loaded["training"]["optimizer"]["learn_rate"]
+    initial = schedule["initial_rate"]
+    rates = list(islice(registry.resolve({"lr": schedule})["lr"], 32))
+    assert max(rates) == pytest.approx(initial), "the warm-up ends within the 30 steps"
+    assert rates.index(max(rates)) <= 3, "the warm-up is a small fraction of the steps"
+    assert rates[30] == 0.0 and rates[15] == pytest.approx(initial * 15 / 30, rel=0.1)
+
+
+def test_schedule_refuses_an_unbounded_total():
+    from spacy_bert_cls.schedules import warmup_linear_fraction_v1
+
+    with pytest.raises(ValueError, match="training.max_steps"):
+        warmup_linear_fraction_v1(5e-5, 0, 0.1)

@@ -283,7 +283,7 @@ def test_imported_pipeline_saves_loads_and_trains(tmp_path, hf_tokenizer):
     train(config, tmp_path / "out", overrides={
         "paths.train": str(corpus / "train.conll"), "paths.dev": str(corpus / "dev.conll"),
         "corpora.train.limit": 20, "corpora.dev.limit": 10, "training.max_steps": 3,
-        "training.eval_frequency": 2, "training.optimizer.learn_rate.warmup_steps": 1})
+        "training.eval_frequency": 2, "training.optimizer.learn_rate.warmup_fraction": 0.3})
     tuned = spacy.load(tmp_path / "out" / "model-last")
     assert tuned.pipe_names == ["bert", "bert_ner"]
     assert tuned.get_pipe("bert_ner").labels == nlp.get_pipe("bert_ner").labels

@@ -37,7 +37,7 @@ def _run(project, *args, timeout=900):
 
 def test_workflow_all_small(project):
     tiny = ["--vars.bert", "assets/tiny", "--vars.train_steps", "4", "--vars.eval_frequency", "2",
-            "--vars.warmup_steps", "1", "--vars.package_name", "bert_ci"]
+            "--vars.warmup_fraction", "0.25", "--vars.package_name", "bert_ci"]
     for step in ("convert", "train", "evaluate", "package", "install-check"):
         result = _run(project, step, *tiny)
         assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -53,7 +53,7 @@ def test_workflow_all_small(project):
 def test_workflow_all_separate_small(project):
     """all-separate: each head alone, then one assembled pipeline of both, packaged and checked."""
     tiny = ["--vars.bert", "assets/tiny", "--vars.textcat_steps", "4", "--vars.ner_steps", "4",
-            "--vars.eval_frequency", "2", "--vars.warmup_steps", "1", "--vars.package_name", "bert_ci"]
+            "--vars.eval_frequency", "2", "--vars.warmup_fraction", "0.25", "--vars.package_name", "bert_ci"]
     for step in ("convert", "train-textcat", "train-ner", "assemble", "evaluate-separate",
                  "package-separate", "install-check-separate"):
         result = _run(project, step, *tiny)

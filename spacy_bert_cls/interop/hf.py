@@ -475,9 +475,11 @@ use_averages = false
 eps = 1e-08
 
 [training.optimizer.learn_rate]
-@schedules = "warmup_linear.v1"
-warmup_steps = 250
-total_steps = 20000
+# Warm-up over the first 1.25% of the steps, then a linear decay to 0 at training.max_steps:
+# --training.max_steps N shortens the whole schedule.
+@schedules = "spacy-bert-cls.warmup_linear.v1"
+warmup_fraction = 0.0125
+total_steps = ${training.max_steps}
 initial_rate = 5e-05
 
 [training.batcher]
