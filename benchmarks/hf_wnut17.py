@@ -121,7 +121,7 @@ def pipeline_parity(nlp, hf_dir: Path, sentences):
         ner.decoder = previous
     for doc in docs:
         theirs = [(e["start"], e["end"], e["entity_group"], float(e["score"])) for e in hf(doc.text)]
-        unaligned = doc.spans["ents"].attrs.get("unaligned", [])
+        unaligned = doc.spans["bert_ner"].attrs.get("unaligned", [])
         if unaligned:
             unaligned_docs += 1
             n_unaligned += len(unaligned)

@@ -106,7 +106,7 @@ def test_import_ner_hf_first_same_entities_as_pipeline(tmp_path, hf_tokenizer, s
     with caplog.at_level(logging.WARNING, logger="spacy_bert_cls.pipeline.ner"):
         for text in sentences:
             doc = nlp(text)
-            unaligned = doc.spans["ents"].attrs.get("unaligned")
+            unaligned = doc.spans["bert_ner"].attrs.get("unaligned")
             if unaligned:
                 # transformers found entities inside a spaCy token ("s" of "'s", a URL's
                 # parts): widened or dropped, and said so, never lost silently.
@@ -127,7 +127,7 @@ def test_import_ner_hf_first_on_words_of_bert(tmp_path, hf_tokenizer, sentences)
     for text in sentences[:60]:
         words, spaces = bert_words(text)
         doc = nlp(Doc(nlp.vocab, words=words, spaces=spaces))
-        assert "unaligned" not in doc.spans["ents"].attrs
+        assert "unaligned" not in doc.spans["bert_ner"].attrs
         assert same_entities(our_entities(doc), hf_entities(hf, doc.text)), text
 
 

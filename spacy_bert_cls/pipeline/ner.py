@@ -3,8 +3,11 @@
 Each token gets a distribution over tags; the entities are those of the most probable
 *valid* tag sequence (constrained Viterbi, see decoding.py), so they are always
 well-formed spans. Every entity carries a confidence in [0, 1]: the probability that
-exactly this span has this label. It is readable as `ent._.confidence` and kept with
-the entities in `doc.spans[spans_key]` (attrs["scores"]).
+exactly this span has this label. The entities and their confidences are kept in
+`doc.spans[spans_key]` (attrs["scores"]; the key is "bert_ner" by default, the component's
+usual name), which DocBin and to_bytes keep, and `ent._.confidence` reads them from there:
+it stays right after a DocBin round trip without user data, and it is None for an entity
+that another component (an entity_ruler after bert_ner) put in doc.ents.
 
 Two other decoders follow HF's rule (TokenClassificationPipeline.group_entities: each
 word takes the most probable tag of its first piece, adjacent words join by B-/I-, an
@@ -35,6 +38,22 @@ logger = logging.getLogger(__name__)
 DECODERS = ("constrained", "hf_first", "argmax")
 
 CONFIDENCE = "confidence"
+# The span-group attribute that marks a group as a bert_ner's entities (its value: the
+# component's name), so that `ent._.confidence` never reads another component's scores
+# (spancat's groups have attrs["scores"] too).
+GROUP_SOURCE = "component"
+
+
+def entity_confidence(span: Span) -> Optional[float]:
+    """The confidence a bert_ner gave this entity (same tokens, same label), read from its
+    span group; None where no bert_ner predicted it."""
+    for group in span.doc.spans.values():
+        if GROUP_SOURCE not in group.attrs:
+            continue
+        for member, score in zip(group, group.attrs.get("scores", [])):
+            if member.start == span.start and member.end == span.end and member.label == span.label:
+                return score
+    return None
 
 
 def register_confidence_extension() -> None:
@@ -42,7 +61,7 @@ def register_confidence_extension() -> None:
     every plugin's factories in any process that makes a Language, and a global extension
     there could clash with another plugin's of the same name."""
     if not Span.has_extension(CONFIDENCE):
-        Span.set_extension(CONFIDENCE, default=None)
+        Span.set_extension(CONFIDENCE, getter=entity_confidence)
 
 DEFAULT_MODEL = """
 [model]
@@ -67,7 +86,7 @@ grad_factor = 1.0
     default_config={
         "model": Config().from_str(DEFAULT_MODEL)["model"],
         "scheme": "BILUO",
-        "spans_key": "ents",
+        "spans_key": "bert_ner",
         "decoder": "constrained",
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
@@ -79,8 +98,9 @@ def make_bert_ner(nlp: Language, name: str, model: Model, scheme: str, spans_key
 
     model: spacy-bert-cls.BertTagger.v1.
     scheme (str): "BILUO" or "BIO" tags.
-    spans_key (Optional[str]): also keep the entities, with their confidences in
-        attrs["scores"], in doc.spans[spans_key]; null: doc.ents only.
+    spans_key (Optional[str]): keep the entities, with their confidences in
+        attrs["scores"], in doc.spans[spans_key], where ent._.confidence reads them;
+        null: doc.ents only, and no confidences.
     decoder (str): "constrained" (the most probable valid tag sequence, confidences by
         forward-backward); "hf_first" (HF's rule on BERT's words, as transformers.pipeline
         with aggregation_strategy="first", and its scores) or "argmax" (HF's rule on
@@ -92,7 +112,7 @@ def make_bert_ner(nlp: Language, name: str, model: Model, scheme: str, spans_key
 
 class BertEntityRecognizer(TrainablePipe):
     def __init__(self, vocab: Vocab, model: Model, name: str = "bert_ner", *, scheme: str = "BILUO",
-                 spans_key: Optional[str] = "ents", scorer: Optional[Callable] = None,
+                 spans_key: Optional[str] = "bert_ner", scorer: Optional[Callable] = None,
                  decoder: str = "constrained") -> None:
         TagScheme([], scheme)  # validates the scheme name
         _check_decoder(decoder)
@@ -188,10 +208,8 @@ class BertEntityRecognizer(TrainablePipe):
         for doc, entities, unaligned in zip(docs, found, unaligned_per_doc):
             spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
             doc.ents = spans
-            for span, (_, _, _, confidence) in zip(spans, entities):
-                span._.set(CONFIDENCE, confidence)
             if key is not None:
-                attrs = {"scores": [e[3] for e in entities]}
+                attrs = {"scores": [e[3] for e in entities], GROUP_SOURCE: self.name}
                 if unaligned:
                     attrs["unaligned"] = unaligned
                 doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs=attrs)

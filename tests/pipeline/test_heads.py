@@ -102,7 +102,7 @@ def test_confidences_and_spans_group(joint):
     for doc in nlp.pipe(TEXTS):
         exclusive_sum = sum(doc.cats.values())
         assert exclusive_sum == pytest.approx(1.0, abs=1e-5)  # empty docs too
-        group = doc.spans["ents"]
+        group = doc.spans["bert_ner"]
         assert [(s.start, s.end, s.label_) for s in group] == [(e.start, e.end, e.label_) for e in doc.ents]
         assert group.attrs["scores"] == [e._.confidence for e in doc.ents]
         assert all(0.0 <= e._.confidence <= 1.0 for e in doc.ents)
@@ -110,14 +110,50 @@ def test_confidences_and_spans_group(joint):
     assert trained_entity._.confidence > 0.5
 
 
-def test_confidences_survive_docbin(joint):
+@pytest.mark.parametrize("store_user_data", [True, False])
+def test_confidences_survive_docbin(joint, store_user_data):
+    """A default DocBin (no user data) kept the span group's scores but lost
+    ent._.confidence; it reads from the span group now."""
     from spacy.tokens import DocBin
 
     nlp, _ = joint
     doc = nlp("john visited paris today")
-    again = list(DocBin(docs=[doc], store_user_data=True).get_docs(nlp.vocab))[0]
-    assert again.spans["ents"].attrs["scores"] == pytest.approx(doc.spans["ents"].attrs["scores"])
+    assert doc.ents and all(e._.confidence is not None for e in doc.ents)
+    again = list(DocBin(docs=[doc], store_user_data=store_user_data).get_docs(nlp.vocab))[0]
+    assert again.spans["bert_ner"].attrs["scores"] == pytest.approx(doc.spans["bert_ner"].attrs["scores"])
     assert [e._.confidence for e in again.ents] == pytest.approx([e._.confidence for e in doc.ents])
+
+
+def test_confidences_after_an_entity_ruler_overwrites(joint):
+    """entity_ruler(overwrite_ents=True) after bert_ner: the ruler's entity has no
+    confidence (it had bert_ner's stale one or None), bert_ner's surviving entities keep
+    theirs, and the span group, named after the component, still holds what bert_ner said."""
+    nlp, _ = joint
+    text = "john visited paris today"
+    before = nlp(text)
+    assert [e.text for e in before.ents][:1] == ["john"]
+    ruler = nlp.add_pipe("entity_ruler", config={"overwrite_ents": True})
+    try:
+        ruler.add_patterns([{"label": "CITY", "pattern": "paris"}])
+        doc = nlp(text)
+    finally:
+        nlp.remove_pipe("entity_ruler")
+    by_text = {e.text: e for e in doc.ents}
+    assert by_text["paris"].label_ == "CITY" and by_text["paris"]._.confidence is None
+    assert by_text["john"]._.confidence == pytest.approx(before.ents[0]._.confidence)
+    group = doc.spans["bert_ner"]
+    assert [(s.text, s.label_) for s in group] == [(e.text, e.label_) for e in before.ents]
+
+
+def test_confidence_ignores_other_span_groups(joint):
+    """A spancat-like group with attrs["scores"] is not read as bert_ner's confidences."""
+    from spacy.tokens import SpanGroup
+
+    nlp, _ = joint
+    doc = nlp.make_doc("john visited paris today")
+    doc.ents = [doc.char_span(0, 4, label="PER")]
+    doc.spans["sc"] = SpanGroup(doc, name="sc", spans=[doc.ents[0]], attrs={"scores": [0.3]})
+    assert doc.ents[0]._.confidence is None
 
 
 def test_long_and_empty_docs(joint):

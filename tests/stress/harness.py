@@ -339,11 +339,11 @@ def check_doc(nlp: Language, text: str, doc: Doc, kind: str, *, n_tokens: int, b
             if confidence is None or not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
                 fail(f"entity confidence {confidence!r}")
     if kind == "heads":
-        group = doc.spans["ents"]
+        group = doc.spans["bert_ner"]
         if [(s.start, s.end, s.label_) for s in group] != [(e.start, e.end, e.label_) for e in doc.ents]:
-            fail("doc.spans['ents'] differs from doc.ents")
+            fail("doc.spans['bert_ner'] differs from doc.ents")
         if group.attrs["scores"] != [e._.confidence for e in doc.ents]:
-            fail("doc.spans['ents'].attrs['scores'] differ from the confidences")
+            fail("doc.spans['bert_ner'].attrs['scores'] differ from the confidences")
     return {"docs": 1, "tokens": len(doc), "zero_vector_tokens": int((~nonzero).sum()),
             "entities": len(doc.ents)}
 
