@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 from thinc.api import Model
 
-from ..checkpoint.hf import check_same_sizes, load_bert_checkpoint, read_hf_config
+from ..checkpoint.hf import CONFIG_FILE, check_same_sizes, load_bert_checkpoint, read_hf_config
 from ..errors import CheckpointError
 from ..tokenization import PieceTokenizer, load_piece_tokenizer
 from ..tokenization.wordpiece import TOKENIZER_JSON, VOCAB_TXT
@@ -39,9 +39,13 @@ class HFLoader:
             )
         if self.path is not None and not self.path.is_dir():
             raise CheckpointError(self.path, "not a folder (expected an HF checkpoint folder)")
+        if self.path is not None:
+            # config.json first: when the pipeline's sizes are not the checkpoint's, the
+            # training config is what is wrong, and this names every size and its override.
+            check_same_sizes(read_hf_config(self.path), bert.config, self.path / CONFIG_FILE)
         tokenizer_source = self.vocab if self.vocab is not None else self.path
         tokenizer = load_piece_tokenizer(tokenizer_source)
-        _check_vocab(tokenizer, bert.config.vocab_size, tokenizer_source)
+        _check_vocab(tokenizer, bert.config.vocab_size, tokenizer_source, self.path)
         if self.path is not None and self.weights:
             _, state, _ = load_bert_checkpoint(self.path, bert.config)
             missing, unexpected = bert.load_state_dict(state, strict=False)
@@ -51,7 +55,6 @@ class HFLoader:
                 raise RuntimeError(f"checkpoint translation left {missing} missing, {unexpected} unexpected")
             logger.info("Loaded BERT weights from %s", self.path)
         elif self.path is not None:
-            check_same_sizes(read_hf_config(self.path), bert.config, self.path / "config.json")
             logger.info("Random BERT weights with the vocabulary of %s", self.path)
         else:
             logger.info("Random BERT weights with the vocabulary %s", self.vocab)
@@ -59,15 +62,24 @@ class HFLoader:
         return model
 
 
-def _check_vocab(tokenizer: PieceTokenizer, vocab_size: int, source: Path) -> None:
-    if tokenizer.vocab_size != vocab_size:
-        if source.is_dir():
-            source = source / (TOKENIZER_JSON if (source / TOKENIZER_JSON).is_file() else VOCAB_TXT)
+def _check_vocab(tokenizer: PieceTokenizer, vocab_size: int, source: Path, checkpoint: Optional[Path]) -> None:
+    """checkpoint: the folder whose config.json already matched the pipeline's sizes, or
+    None (random weights: the config's vocab_size is what should follow the vocabulary)."""
+    if tokenizer.vocab_size == vocab_size:
+        return
+    if source.is_dir():
+        source = source / (TOKENIZER_JSON if (source / TOKENIZER_JSON).is_file() else VOCAB_TXT)
+    found = f"the tokenizer has {tokenizer.vocab_size} entries but"
+    if checkpoint is None:
         raise CheckpointError(
             source,
-            f"the tokenizer has {tokenizer.vocab_size} entries but the embeddings have "
-            f"vocab_size = {vocab_size} rows: the vocabulary does not belong to these weights",
+            f"{found} the embeddings have vocab_size = {vocab_size} rows; with random weights, set "
+            f"the model's vocab_size to the vocabulary's (for a component named 'bert': "
+            f"--components.bert.model.vocab_size {tokenizer.vocab_size})",
         )
+    rows = (f"{CONFIG_FILE} says vocab_size = {vocab_size}" if source.parent == checkpoint
+            else f"the embeddings have vocab_size = {vocab_size} rows")
+    raise CheckpointError(source, f"{found} {rows}: the vocabulary does not belong to these weights")
 
 
 def build_hf_loader_v1(
