@@ -76,6 +76,8 @@ class Settings:
     eval_batches: int
     checkpoint_every: int
     keep_checkpoints: int
+    # True in configs that continue a checkpoint (pretrain_continue.cfg): [paths] bert is required.
+    from_checkpoint: bool = False
 
     @classmethod
     def from_config(cls, config: Config, source: str = "config") -> "Settings":
@@ -100,7 +102,8 @@ class Settings:
             "objective": {"max_length", "mlm_probability", "whole_word_masking", "nsp", "short_seq_probability"},
             "training": {"seed", "batch_size", "gradient_accumulation", "learning_rate", "weight_decay",
                          "warmup_steps", "max_steps", "max_grad_norm", "mixed_precision", "log_every",
-                         "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints"},
+                         "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
+                         "from_checkpoint"},
         }
         for section, keys in known.items():
             unknown = set(config.get(section, {})) - keys
@@ -136,6 +139,7 @@ class Settings:
             eval_batches=get("training", "eval_batches", int, 50),
             checkpoint_every=get("training", "checkpoint_every", int, 500),
             keep_checkpoints=get("training", "keep_checkpoints", int, 2),
+            from_checkpoint=get("training", "from_checkpoint", bool, False),
         )
         for name in ("batch_size", "gradient_accumulation", "max_steps", "log_every", "eval_every",
                      "eval_batches", "checkpoint_every", "keep_checkpoints", "vocab_size"):
@@ -185,8 +189,14 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     complete checkpoint (`--resume` continues from it once there is space).
     config_path: the config's file, named in error messages.
     """
-    settings = Settings.from_config(config, source=str(config_path) if config_path else "config")
+    source_name = str(config_path) if config_path else "config"
+    settings = Settings.from_config(config, source=source_name)
     output_dir = Path(output_dir)
+    if settings.from_checkpoint and settings.bert is None and not (resume and latest_checkpoint(output_dir)):
+        raise ValueError(f"{source_name}: this config continues pretraining a checkpoint ([training] "
+                         f"from_checkpoint = true) but [paths] bert is not set: pass --paths.bert CHECKPOINT_DIR "
+                         f"(an HF BERT folder: config.json, the weights, vocab.txt or tokenizer.json), or use "
+                         f"configs/pretrain.cfg to pretrain from scratch")
     use_cuda = gpu_id >= 0
     dist_info = init_distributed(use_cuda)
     device = torch.device(f"cuda:{gpu_id + dist_info.local_rank}" if use_cuda else "cpu")
