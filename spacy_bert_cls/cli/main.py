@@ -27,13 +27,19 @@ def check_checkpoint_cli(
     try:
         info = describe_checkpoint(path)
     except CheckpointError as err:
-        msg.fail("Checkpoint cannot be loaded", str(err), exits=1)
-    msg.good(f"{path}: {info['n_tensors']} encoder tensors, {info['n_parameters']:,} parameters")
-    msg.info("Tokenizer", f"{info['tokenizer_file']}, {info['tokenizer_vocab']} entries")
+        # One unwrapped line (wasabi wraps at the terminal width, even inside a path).
+        typer.secho(f"✘ Checkpoint cannot be loaded: {err}", fg=typer.colors.RED)
+        raise typer.Exit(1)
+    # Plain echo throughout: wasabi wraps at the terminal width, splitting paths and the
+    # override pairs, which must paste as they are (one pair a line).
+    typer.secho(f"✔ {path}: {info['n_tensors']} encoder tensors, {info['n_parameters']:,} parameters",
+                fg=typer.colors.GREEN)
+    typer.echo(f"ℹ Tokenizer: {info['tokenizer_file']}, {info['tokenizer_vocab']} entries")
     if info["head_tensors"]:
-        msg.info("Head tensors (not part of the encoder)", ", ".join(info["head_tensors"]))
-    msg.text("Overrides for spacy train (or set them in [components.%s.model]):" % component)
-    msg.text(" ".join(f"--components.{component}.model.{k} {v}" for k, v in info["sizes"].items()))
+        typer.echo(f"ℹ Head tensors (not part of the encoder): {', '.join(info['head_tensors'])}")
+    typer.echo(f"Overrides for spacy train (or set them in [components.{component}.model]):")
+    for key, value in info["sizes"].items():
+        typer.echo(f"--components.{component}.model.{key} {value}")
 
 
 @app.command("tune-thresholds")
