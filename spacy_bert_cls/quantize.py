@@ -17,7 +17,8 @@ from spacy.language import Language
 from .errors import DataError
 from .models.encoder import bucket_tensors, get_windowed_bert, plan_for
 from .models.pieces import get_piece_tokenizer
-from .pytorch.quantized import BF16_EMULATED, DTYPES, bf16_native, calibrate_int8, fidelity
+from .pytorch.quantized import (BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, calibrate_int8, fidelity,
+                                quantizable_layers)
 from .saving import save_pipeline
 
 logger = logging.getLogger("spacy_bert_cls")
@@ -68,8 +69,10 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
         fidelity to fp32 is measured. Without it, int8 quantizes from the weights alone.
     n_texts: texts of `data` used.
     alpha, target_cosine, max_fp32_fraction: see pytorch.quantized.calibrate_int8.
-    RETURNS: what was done ({"dtype", "fp32_layers", "mean_cosine", ...}), also in
-        meta.json under "spacy_bert_cls".
+    RETURNS: what was done ({"dtype", "fp32_layers", "mean_cosine", "warnings", ...}), also
+        in meta.json under "spacy_bert_cls". "warnings": what the user should know now, not
+        at first use: int8 without calibration data, a calibration that stopped under
+        `target_cosine`, bf16 emulated on this CPU.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -80,7 +83,7 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     if next(windowed.bert.parameters()).device.type != "cpu":
         windowed.to("cpu")
     batches = list(encoder_batches(nlp, calibration_texts(data, n_texts), component)) if data else []
-    summary: Dict = {"dtype": dtype, "calibration_texts": str(Path(data).name) if data else None}
+    summary: Dict = {"dtype": dtype, "calibration_texts": str(Path(data).name) if data else None, "warnings": []}
     fp32 = windowed.bert.eval()
     if dtype == "int8":
         if batches:
@@ -89,16 +92,20 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
             windowed.set_int8_calibration(result["alpha"], result["fp32_layers"], result["ranges"])
             summary.update(alpha=result["alpha"], fp32_layers=result["fp32_layers"],
                            mean_cosine=round(result["mean_cosine"], 6), min_cosine=round(result["min_cosine"], 6))
+            if result["mean_cosine"] < target_cosine:
+                summary["warnings"].append(_under_target(result, len(quantizable_layers(fp32)), target_cosine,
+                                                         max_fp32_fraction, Path(data).name))
         else:
             windowed.clear_int8_calibration()
             summary.update(alpha=None, fp32_layers=[])
+            summary["warnings"].append(INT8_UNCALIBRATED)
     else:
         windowed.clear_int8_calibration()
         if batches and dtype == "bfloat16":
             measured = fidelity(fp32, _Bf16Autocast(fp32), batches)
             summary.update(mean_cosine=round(measured["mean_cosine"], 6), min_cosine=round(measured["min_cosine"], 6))
     if dtype == "bfloat16" and not bf16_native():
-        summary["warning"] = BF16_EMULATED
+        summary["warnings"].append(BF16_EMULATED)
     nlp.get_pipe(component).inference_dtype = dtype
     # The factory setting, so config.cfg says it and spacy.load restores it.
     nlp.get_pipe_config(component)["inference_dtype"] = dtype
@@ -106,6 +113,14 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     if output is not None:
         save_pipeline(nlp, output)
     return summary
+
+
+def _under_target(result: Dict, n_layers: int, target_cosine: float, max_fp32_fraction: float, data: str) -> str:
+    return (f"the int8 token states reach a mean cosine of {result['mean_cosine']:.4f} to fp32 on {data} "
+            f"(min {result['min_cosine']:.4f}), under the target of {target_cosine}, with "
+            f"{len(result['fp32_layers'])} of {n_layers} layers kept in fp32 (the most allowed is "
+            f"{max_fp32_fraction:.0%}): compare its accuracy with the fp32 pipeline's (spacy-bert-cls evaluate) "
+            f"before you use it, or serve fp32")
 
 
 class _Bf16Autocast(torch.nn.Module):

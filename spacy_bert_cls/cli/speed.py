@@ -34,5 +34,5 @@ def quantize_cli(
                  f"min {summary['min_cosine']}")
     if summary.get("fp32_layers"):
         msg.info("Layers kept in fp32", ", ".join(summary["fp32_layers"]))
-    if summary.get("warning"):
-        msg.warn(summary["warning"])
+    for warning in summary["warnings"]:
+        msg.warn(warning)

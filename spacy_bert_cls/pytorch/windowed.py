@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .encoder import BertModel
-from .quantized import BF16_EMULATED, DTYPES, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
+from .quantized import BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
 
 logger = logging.getLogger("spacy_bert_cls")
 
@@ -121,8 +121,7 @@ class WindowedBert(nn.Module):
             if dtype == "int8" and int8_supported():
                 ranges = self.int8_ranges() or None
                 if ranges is None:
-                    logger.warning("int8 inference without calibration: weights per channel, no smoothing. "
-                                   "Calibrate on training text for better accuracy: spacy-bert-cls quantize")
+                    logger.warning(INT8_UNCALIBRATED)
                 module = quantize_bert(self.bert, ranges, alpha=self.int8_settings.get("alpha", 0.8),
                                        fp32_layers=self.int8_settings.get("fp32_layers", ()))
             else:

@@ -226,3 +226,27 @@ def test_bad_dtype_and_missing_data_are_clear_errors(trained, tmp_path):
     nlp = spacy.load(folder)
     with pytest.raises(ValueError, match="inference dtype must be one of"):
         nlp.get_pipe("bert").inference_dtype = "float16"
+
+
+def test_quantize_says_at_once_what_int8_lacks(trained, tmp_path):
+    """Without --data the "without calibration" warning came only at first use, and a
+    calibration that stopped under --target-cosine passed without a word: both are said
+    by the quantize command itself, with the figures."""
+    from typer.testing import CliRunner
+
+    from spacy_bert_cls.cli import app
+
+    folder, data = trained
+    result = CliRunner().invoke(app, ["quantize", str(folder), str(tmp_path / "plain"), "--dtype", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "without calibration" in result.output and "--data" in result.output
+    unreachable = CliRunner().invoke(app, ["quantize", str(folder), str(tmp_path / "strict"), "--dtype", "int8",
+                                           "--data", str(data), "--target-cosine", "1.0"])
+    assert unreachable.exit_code == 0, unreachable.output
+    summary = spacy.load(tmp_path / "strict").meta["spacy_bert_cls"]["inference"]
+    assert summary["mean_cosine"] < 1.0
+    text = " ".join(unreachable.output.split())
+    assert "under the target of 1.0" in text and f"{summary['mean_cosine']:.4f}" in text, unreachable.output
+    assert f"{len(summary['fp32_layers'])} of " in text
+    reachable = quantize_pipeline(folder, None, dtype="int8", data=data, target_cosine=0.5)
+    assert reachable["warnings"] == []
