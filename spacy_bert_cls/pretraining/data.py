@@ -85,11 +85,13 @@ def _jsonl_text(path: Path, number: int, line: str) -> str:
     return record["text"]
 
 
-def validate_raw_file(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> None:
+def validate_raw_file(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> int:
     """Read a raw text file through once, streaming, so that a bad line stops a run before
-    it writes anything (DataError with the file and line)."""
+    it writes anything (DataError with the file and line). RETURNS its number of documents."""
+    count = 0
     for _ in iter_documents(path, max_line_chars):
-        pass
+        count += 1
+    return count
 
 
 def iter_paragraphs(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[str]:

@@ -1,17 +1,22 @@
 """Pretraining sequences from raw documents: packed to the maximum length, with NSP pairs.
 
 With NSP, a sequence is [CLS] A [SEP] B [SEP]: A is the start of a run of a document's
-paragraphs, B its actual continuation (label 0) or, half of the time, a run from another
-document (label 1), as in BERT's own data generation. Without NSP, pieces are packed
+paragraphs, B its actual continuation (label 0) or, with probability 0.5 whenever the
+shard has another document, a run from another document (label 1), as in BERT's own
+data generation. Documents are read in blocks (up to 1,000 of this shard's documents);
+a random B starts at a random paragraph of a random other document of the current or
+the previous block (never A's own document), so the first documents of a file, a small
+file and the last, short block all get random pairs. A shard needs at least two
+documents for that (pretrain() checks the files first). Without NSP, pieces are packed
 across paragraphs and documents ([SEP] between documents) into full sequences.
 The stream is a pure function of the seed, so a resumed run can replay it exactly.
 """
 import random
-from collections import deque
+from array import array
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Deque, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import torch
 
@@ -19,6 +24,10 @@ from ..tokenization import PieceTokenizer
 from .data import DEFAULT_MAX_LINE_CHARS, iter_documents
 
 IS_NEXT, RANDOM_NEXT, NO_NSP = 0, 1, -100
+# Documents read at a time for NSP: random B segments come from the current and previous block.
+BLOCK_DOCUMENTS = 1000
+# A document as its segments (paragraphs, cut to fit a sequence), compact.
+Segments = List["array[int]"]
 
 
 @dataclass
@@ -46,13 +55,18 @@ class InstanceStream:
     """Endless, deterministic stream of instances from a raw text file (epoch after epoch).
 
     rank, world_size: this process's shard: documents i with i % world_size == rank.
+    block_documents: documents held at a time for NSP's random B segments (two blocks).
     """
 
     def __init__(self, path: Path, tokenizer: PieceTokenizer, *, max_length: int, nsp: bool, seed: int,
                  short_seq_probability: float = 0.1, rank: int = 0, world_size: int = 1,
-                 max_line_chars: int = DEFAULT_MAX_LINE_CHARS, epochs: Optional[int] = None) -> None:
+                 max_line_chars: int = DEFAULT_MAX_LINE_CHARS, epochs: Optional[int] = None,
+                 block_documents: int = BLOCK_DOCUMENTS) -> None:
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {max_length}")
+        if block_documents < 1:
+            raise ValueError(f"block_documents must be at least 1, got {block_documents}")
+        self.block_documents = block_documents
         self.path = Path(path)
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -78,32 +92,53 @@ class InstanceStream:
             for doc in group:
                 yield [next(encoded)[0].tolist() for _ in doc]
 
+    def blocks(self) -> Iterator[List[Segments]]:
+        """This shard's non-empty documents as segments, `block_documents` at a time."""
+        limit = self.max_length - 3
+        block: List[Segments] = []
+        for doc in self.documents():
+            # Paragraphs longer than a sequence are cut into sequence-sized parts.
+            segments = [array("i", p[i:i + limit]) for p in doc for i in range(0, len(p), limit)]
+            if not segments:
+                continue
+            block.append(segments)
+            if len(block) == self.block_documents:
+                yield block
+                block = []
+        if block:
+            yield block
+
     def __iter__(self) -> Iterator[Instance]:
         # A seeded generator for sampling data, not for security.
         rng = random.Random(f"{self.seed}-{self.rank}")  # nosec B311
-        recent: Deque[List[int]] = deque(maxlen=2000)  # paragraphs of earlier documents, for random B
         self.epoch = 0
         while self.epochs is None or self.epoch < self.epochs:
             produced = False
-            carry: List[int] = []
-            for doc in self.documents():
-                doc = [p for p in doc if p]
-                if not doc:
-                    continue
-                if self.nsp:
-                    for instance in self._nsp_instances(doc, recent, rng):
-                        produced = True
-                        yield instance
-                    recent.extend(doc)
-                else:
+            if self.nsp:
+                previous: List[Segments] = []
+                for block in self.blocks():
+                    # Random B from this block or the previous one: a short last block
+                    # (even a single document) still has other documents to pair with.
+                    pool = previous + block
+                    for index in range(len(previous), len(pool)):
+                        for instance in self._nsp_instances(pool, index, rng):
+                            produced = True
+                            yield instance
+                    previous = block
+            else:
+                carry: List[int] = []
+                for doc in self.documents():
+                    doc = [p for p in doc if p]
+                    if not doc:
+                        continue
                     carry.extend([i for p in doc for i in p] + [self.tokenizer.sep_id])
                     while len(carry) >= self.max_length - 2:
                         produced = True
                         yield self._single(carry[: self.max_length - 2])
                         carry = carry[self.max_length - 2:]
-            if not self.nsp and carry:
-                produced = True
-                yield self._single(carry)
+                if carry:
+                    produced = True
+                    yield self._single(carry)
             if not produced:
                 raise ValueError(f"{self.path}: no pretraining sequence could be made from this shard "
                                  f"(rank {self.rank} of {self.world_size})")
@@ -113,24 +148,28 @@ class InstanceStream:
         ids = [self.tokenizer.cls_id] + pieces + [self.tokenizer.sep_id]
         return Instance(ids, [0] * len(ids), NO_NSP)
 
-    def _nsp_instances(self, doc: List[List[int]], recent: Deque[List[int]], rng: random.Random) -> Iterator[Instance]:
+    def _target(self, rng: random.Random) -> int:
         limit = self.max_length - 3
-        # Paragraphs longer than a sequence are cut into sequence-sized parts.
-        segments = [p[i:i + limit] for p in doc for i in range(0, len(p), limit)]
-        target = limit if rng.random() >= self.short_seq_probability else rng.randint(2, limit)
-        chunk: List[List[int]] = []
+        return limit if rng.random() >= self.short_seq_probability else rng.randint(2, limit)
+
+    def _nsp_instances(self, pool: List[Segments], index: int, rng: random.Random) -> Iterator[Instance]:
+        """The pairs whose A comes from pool[index]."""
+        segments = pool[index]
+        target = self._target(rng)
+        chunk: Segments = []
         length = 0
         for i, segment in enumerate(segments):
             chunk.append(segment)
             length += len(segment)
             if i == len(segments) - 1 or length >= target:
-                pair = self._pair(chunk, target, recent, rng)
+                pair = self._pair(chunk, target, pool, index, rng)
                 if pair is not None:
                     yield pair
                 chunk, length = [], 0
-                target = limit if rng.random() >= self.short_seq_probability else rng.randint(2, limit)
+                target = self._target(rng)
 
-    def _pair(self, chunk, target, recent, rng) -> Optional[Instance]:
+    def _pair(self, chunk: Segments, target: int, pool: List[Segments], index: int,
+              rng: random.Random) -> Optional[Instance]:
         if len(chunk) == 1:
             only = chunk[0]
             if len(only) < 2:
@@ -141,12 +180,14 @@ class InstanceStream:
             parts = chunk
         a_end = rng.randint(1, len(parts) - 1)
         a = [i for p in parts[:a_end] for i in p]
-        if recent and rng.random() < 0.5:
+        if len(pool) > 1 and rng.random() < 0.5:
             label = RANDOM_NEXT
-            start = rng.randrange(len(recent))
+            other = rng.randrange(len(pool) - 1)
+            other = other + 1 if other >= index else other  # any document but A's own
+            segments = pool[other]
             b: List[int] = []
-            for paragraph in islice(recent, start, None):
-                b.extend(paragraph)
+            for segment in segments[rng.randrange(len(segments)):]:
+                b.extend(segment)
                 if len(a) + len(b) >= target:
                     break
         else:

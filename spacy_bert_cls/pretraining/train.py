@@ -24,7 +24,7 @@ from thinc.api import Config
 
 from ..checkpoint.hf import save_pretraining_checkpoint
 from ..checkpoint.io import atomic_dir, atomic_path, recover_dir, write_bytes
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import BertForPreTraining
 from ..tokenization import PieceTokenizer, load_piece_tokenizer
@@ -200,9 +200,11 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     use_cuda = gpu_id >= 0
     dist_info = init_distributed(use_cuda)
     device = torch.device(f"cuda:{gpu_id + dist_info.local_rank}" if use_cuda else "cpu")
-    for path in (settings.raw, settings.dev):
+    for path, processes in ((settings.raw, dist_info.world_size), (settings.dev, 1)):
         if path is not None:
-            validate_raw_file(path)
+            n_documents = validate_raw_file(path)
+            if settings.nsp:
+                _check_nsp_documents(path, n_documents, processes, warn=dist_info.main)
     if dist_info.main:
         _clean_temporary(output_dir)
     checkpoint = latest_checkpoint(output_dir) if resume else None
@@ -277,6 +279,30 @@ def _model(settings: Settings, source: Optional[Path], tokenizer: PieceTokenizer
         raise ValueError(f"[objective] max_length {settings.max_length} is over the checkpoint's "
                          f"max_position_embeddings ({config.max_position_embeddings})")
     return model, config
+
+
+# Under this many documents (per process), NSP's random pairs come from too few to say much.
+FEW_NSP_DOCUMENTS = 50
+
+
+def _check_nsp_documents(path: Path, n_documents: int, processes: int, warn: bool = True) -> None:
+    """NSP draws a random second segment from another document of the same shard: each
+    process needs two documents at least (DataError, before anything is written); a warning
+    when there are few."""
+    per_process = f" ({n_documents // processes} per process)" if processes > 1 else ""
+    found = f"{n_documents} document{'s' if n_documents != 1 else ''}"
+    if n_documents < 2 * processes:
+        need = f"at least {2 * processes} (2 for each of {processes} processes)" if processes > 1 else "at least 2"
+        raise DataError(path, None, f"{found} found, but next-sentence prediction needs {need}: its "
+                                    f"random second segments come from another document. Documents are "
+                                    f"separated by blank lines in .txt files and are one per line in .jsonl "
+                                    f"files; split the text into documents, or pass --objective.nsp false "
+                                    f"to train MLM only")
+    if warn and n_documents // processes < FEW_NSP_DOCUMENTS:
+        logger.warning("%s has only %s%s: next-sentence prediction draws its random second segments from "
+                       "so few that its pairs repeat and its accuracy says little; use more documents "
+                       "(separated by blank lines in .txt, one per line in .jsonl), or --objective.nsp false "
+                       "to train MLM only", path, found, per_process)
 
 
 def latest_checkpoint(output_dir: Path) -> Optional[Path]:
