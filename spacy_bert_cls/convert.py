@@ -2,17 +2,21 @@
 raw text to pretraining input. Everything is checked first; malformed input stops with
 the file, the line and what is wrong, and no output is written (the output appears
 only once it is complete)."""
+import re
+import shlex
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
 from .checkpoint.io import atomic_path
 from .corpus import (
+    DOCSTART,
     _conll_fields,
     _iter_lines,
     collect_textcat_labels,
+    is_valid_tag,
     read_conll,
     read_textcat_jsonl,
     resolve_format,
@@ -88,8 +92,7 @@ def _textcat_docs(nlp, path: Path, allowed: Optional[Sequence[str]]):
 
 
 def _ner_docs(nlp, path: Path, allowed: Optional[Sequence[str]], scheme: str):
-    if scheme == "iob2":
-        check_iob2(path)
+    check_tags(path, scheme)
     docs, labels = [], set()
     for words, tags in read_conll(path):
         doc = Doc(nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
@@ -106,24 +109,82 @@ def _ner_docs(nlp, path: Path, allowed: Optional[Sequence[str]], scheme: str):
     return docs, sorted(labels)
 
 
-def check_iob2(path: Path) -> None:
-    """An I- tag must continue a B- or I- tag of the same label (IOB2), line by line."""
+def check_tags(path: Path, scheme: str = "iob2") -> None:
+    """Every token line's last column is an NER tag; with scheme "iob2", an IOB2 one,
+    and an I- tag continues a B- or I- tag of the same label. Line by line, so the
+    error names the first line that is wrong."""
     previous = "O"
     for number, line in _iter_lines(path):
         fields = _conll_fields(line)
-        if not fields or fields[0] == "-DOCSTART-":
+        if not fields or fields[0] == DOCSTART:
             previous = "O"
             continue
         tag = fields[-1]
         if len(fields) < 2:
             continue  # read_conll reports it, with its line
+        if not is_valid_tag(tag):
+            raise DataError(path, number, _not_a_tag(path, line, fields, scheme))
+        if scheme != "iob2":
+            continue
         if tag[:2] not in ("B-", "I-") and tag != "O":
-            raise DataError(path, number, f"tag {tag!r} is not IOB2 (O, B-X, I-X); convert with "
-                                          f"scheme 'any' for IOB1, BILUO or IOBES files")
+            raise DataError(path, number, f"tag {tag!r} is not IOB2 (O, B-X, I-X) but BILUO or IOBES; "
+                                          f"convert with scheme 'any' (--scheme any)")
         if tag.startswith("I-") and previous[2:] != tag[2:]:
             raise DataError(path, number, f"bad IOB sequence: {tag!r} after {previous!r} "
-                                          f"(an I- tag must continue a B- or I- of its label)")
+                                          f"(an I- tag must continue a B- or I- of its label); if the file "
+                                          f"is IOB1, where an I- tag may start an entity, convert with "
+                                          f"scheme 'any' (--scheme any)")
         previous = tag
+
+
+def _not_a_tag(path: Path, line: str, fields: List[str], scheme: str) -> str:
+    """What is wrong with a token line whose last column is not a tag, and, where another
+    column holds the tags on every line of the file, the command that keeps only those."""
+    what = ("is not IOB2 (O, B-X, I-X), nor an IOB1, BILUO or IOBES tag" if scheme == "iob2"
+            else "is not an NER tag (O, or B-, I-, L-, U-, E-, S- and a label)")
+    message = (f"tag {fields[-1]!r} {what}: it is the last of the line's {len(fields)} columns "
+               f"{tuple(fields)!r}. Each line must be the token, then its tag in the last column: "
+               f"token<TAB>tag (columns between are ignored)")
+    fix = _column_fix(path, line)
+    if fix:
+        column, command = fix
+        message += f". Column {column} holds the tags on every line; keep the token and that column with: {command}"
+    return message
+
+
+def _column_fix(path: Path, line: str) -> Optional[Tuple[int, str]]:
+    """(column, shell command) that writes a two-column copy of `path` whose last column
+    is a tag on every token line, or None when no single column is. The command's effect
+    is simulated on the whole file first: only one that works is suggested."""
+    tabbed = "\t" in line
+    columns = [c.strip(" ") for c in line.split("\t")] if tabbed else _awk_fields(line)
+    candidates = [i + 1 for i in range(1, len(columns) - 1) if is_valid_tag(columns[i])]
+    if not candidates:
+        return None
+    column = candidates[-1]
+    source, out = shlex.quote(str(path)), shlex.quote(str(path.with_name(f"{path.stem}_fixed{path.suffix}")))
+    if tabbed:
+        command = f"cut -f1,{column} {source} > {out}"
+    else:
+        command = f"awk 'NF {{print $1 \"\\t\" ${column}; next}} {{print \"\"}}' {source} > {out}"
+
+    def run(text: str) -> str:
+        if tabbed:  # cut: a line without a tab stays as it is
+            parts = text.split("\t")
+            return text if len(parts) == 1 else "\t".join(p for i, p in enumerate(parts) if i in (0, column - 1))
+        fields = _awk_fields(text)  # awk: NF == 0 prints an empty line, $N past NF is ""
+        return fields[0] + "\t" + (fields[column - 1] if len(fields) >= column else "") if fields else ""
+
+    for _, text in _iter_lines(path):
+        fields = _conll_fields(run(text))
+        if fields and fields[0] != DOCSTART and (len(fields) != 2 or not is_valid_tag(fields[-1])):
+            return None
+    return column, command
+
+
+def _awk_fields(line: str) -> List[str]:
+    # awk's default field splitting: runs of spaces and tabs, none at either end.
+    return [f for f in re.split(r"[ \t]+", line) if f]
 
 
 def _first_line_with_label(path: Path, label: str) -> Optional[int]:

@@ -89,3 +89,77 @@ def test_textcat_and_ner_files_merge_into_one(tmp_path):
     docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
     assert docs[0].cats == {"neg": 0.0, "pos": 1.0} and not docs[0].has_annotation("ENT_IOB")
     assert not docs[1].cats and [e.label_ for e in docs[1].ents] == ["PER"]
+
+
+# A CoNLL file with a part-of-speech column after the tag: the last column is not a tag.
+TAG_THEN_POS = {
+    "tab": "-DOCSTART-\t-X-\tO\n\nJohn\tB-PER\tNNP\nSmith\tI-PER\tNNP\nvisited\tO\tVBD\nParis\tB-LOC\tNNP\n\nHi\tO\tUH\n",
+    "space": "-DOCSTART- -X- O\n\nJohn B-PER NNP\nSmith  I-PER NNP\nvisited O VBD\r\nParis B-LOC NNP\n\nHi O UH\n",
+}
+
+
+@pytest.mark.parametrize("separator", ["tab", "space"])
+def test_wrong_column_says_what_the_file_must_look_like_and_a_fix_that_works(tmp_path, separator):
+    import re
+    import shutil
+    import subprocess
+
+    tool = "cut" if separator == "tab" else "awk"
+    if shutil.which(tool) is None:
+        pytest.skip(f"no {tool} on this machine")
+    bad = _write(tmp_path, "pos.conll", TAG_THEN_POS[separator])
+    out = tmp_path / "o.spacy"
+    result = CliRunner().invoke(app, ["convert", str(bad), "--output", str(out)], env={"COLUMNS": "40"})
+    assert result.exit_code == 1 and not out.exists()
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("✘ Conversion stopped; nothing was written: "), result.output
+    message = lines[0]
+    assert (f"{bad}:3: tag 'NNP' is not IOB2 (O, B-X, I-X), nor an IOB1, BILUO or IOBES tag: it is the last of "
+            f"the line's 3 columns ('John', 'B-PER', 'NNP')") in message
+    assert "token<TAB>tag" in message and "scheme 'any'" not in message and "--scheme" not in message
+    command = re.search(r"keep the token and that column with: (.*)$", message).group(1)
+    assert command.startswith(tool)
+    subprocess.run(["bash", "-c", command], check=True, cwd=tmp_path)
+    fixed = tmp_path / "pos_fixed.conll"
+    result = CliRunner().invoke(app, ["convert", str(fixed), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("John Smith", "PER"), ("Paris", "LOC")]
+
+
+def test_wrong_column_with_scheme_any_gets_the_same_message(tmp_path):
+    bad = _write(tmp_path, "pos.conll", TAG_THEN_POS["tab"])
+    with pytest.raises(DataError, match=r"pos\.conll:3: tag 'NNP' is not an NER tag .*3 columns .*token<TAB>tag.*cut -f1,2 "):
+        convert(bad, tmp_path / "o.spacy", scheme="any")
+
+
+@pytest.mark.parametrize(
+    "content,found",
+    [("John\tPER\nvisited\tO\n", r"pos\.conll:1: tag 'PER' is not IOB2 .*2 columns \('John', 'PER'\)"),
+     ("John\tB-PER\tNNP\nvisited\tVBD\n", r"pos\.conll:1: tag 'NNP' .*3 columns"),  # line 2 has no tag column: no fix
+     ("John\tNNP\tNNP\n", r"pos\.conll:1: tag 'NNP' .*3 columns")],
+    ids=["two-columns", "no-column-works-everywhere", "no-tag-column"],
+)
+def test_wrong_column_without_a_column_that_works_suggests_no_command(tmp_path, content, found):
+    bad = _write(tmp_path, "pos.conll", content)
+    with pytest.raises(DataError, match=found) as err:
+        convert(bad, tmp_path / "o.spacy")
+    assert "token<TAB>tag" in str(err.value)
+    assert "scheme" not in str(err.value) and "cut" not in str(err.value) and "awk" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", ["John\tU-PER\nvisited\tO\n", "John\tI-PER\nvisited\tO\n"], ids=["biluo", "iob1"])
+def test_scheme_any_is_suggested_for_biluo_and_iob1_tags_and_works(tmp_path, content):
+    path = _write(tmp_path, "t.conll", content)
+    with pytest.raises(DataError, match=r"t\.conll:1: .*scheme 'any' \(--scheme any\)"):
+        convert(path, tmp_path / "o.spacy")
+    convert(path, tmp_path / "o.spacy", scheme="any")
+    docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("John", "PER")]
+
+
+def test_tag_in_the_last_of_several_columns_converts(tmp_path):
+    path = _write(tmp_path, "t.conll", "John\tNNP\tB-PER\nvisited\tVBD\tO\nParis\tNNP\tB-LOC\n")
+    convert(path, tmp_path / "o.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("John", "PER"), ("Paris", "LOC")]

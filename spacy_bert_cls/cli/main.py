@@ -121,10 +121,13 @@ def convert_cli(
         summary = convert(input_paths, output_path, format=format, lang=lang, labels_from=labels_from or None,
                           scheme=scheme)
     except (DataError, ValueError) as err:
-        msg.fail("Conversion stopped; nothing was written", str(err), exits=1)
+        # One unwrapped line: wasabi wraps at the terminal width, breaking the suggested commands.
+        typer.secho(f"✘ Conversion stopped; nothing was written: {err}", fg=typer.colors.RED)
+        raise typer.Exit(1)
     what = f"{summary['examples']} examples" if "examples" in summary else f"{summary['documents']} documents"
     names = ", ".join(str(p) for p in input_paths)
-    msg.good(f"{names} -> {output_path}: {what}" + (f", labels {summary['labels']}" if summary.get("labels") else ""))
+    labels = f", labels {summary['labels']}" if summary.get("labels") else ""
+    typer.secho(f"✔ {names} -> {output_path}: {what}{labels}", fg=typer.colors.GREEN)
 
 
 @app.command("evaluate")
