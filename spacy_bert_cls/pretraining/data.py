@@ -1,13 +1,27 @@
 """Raw text for pretraining, streamed: .txt (a paragraph a line, blank lines between
-documents) and JSONL ({"text": ...} a document a line). Nothing is loaded whole."""
+documents) and JSONL ({"text": ...} a document a line). Nothing is loaded whole.
+warn_if_tagged takes a first look at a file for tagged (CoNLL) data given as raw text."""
 import json
+import logging
+import re
+import shlex
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from ..errors import DataError
 from ..safe_tokenizer import SURROGATES
 
 DEFAULT_MAX_LINE_CHARS = 1_000_000
+# Non-blank lines read by warn_if_tagged.
+SNIFF_LINES = 200
+# An IOB / BILUO / IOBES tag: O, B-X, I-X, L-X, U-X, E-X, S-X.
+_TAG = re.compile(r"O|[BILUES]-\S+")
+# CoNLL -> raw text: each sentence's first column joined into a line, a blank line (a new
+# document) at each -DOCSTART-. {file}: the CoNLL file, {out}: the .txt to write.
+CONLL_TO_RAW = ("awk '/^-DOCSTART-/{{if(n)print \"\"; n=0; print \"\"; next}} NF{{printf \"%s \", $1; n=1; next}} "
+                "n{{print \"\"; n=0}} END{{if(n)print \"\"}}' {file} > {out}")
+
+logger = logging.getLogger(__name__)
 
 
 def iter_documents(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[Tuple[int, List[str]]]:
@@ -97,3 +111,42 @@ def validate_raw_file(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_
 def iter_paragraphs(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Iterator[str]:
     for _, paragraphs in iter_documents(path, max_line_chars):
         yield from paragraphs
+
+
+def _ends_in_tag(line: str) -> bool:
+    fields = line.split()
+    return 2 <= len(fields) <= 4 and _TAG.fullmatch(fields[-1]) is not None
+
+
+def warn_if_tagged(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Optional[str]:
+    """Look at the first SNIFF_LINES non-blank lines of a .txt raw text file: when most end
+    in a tag column (CoNLL: 2-4 columns, the last O, B-X, I-X ...) or most have a tab, log
+    a warning with the figure and what to do. RETURNS the warning, or None. (JSONL is not
+    looked at: its lines are JSON.)"""
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return None
+    lines: List[str] = []
+    for _, line in _lines(path, max_line_chars):
+        if line.strip():
+            lines.append(line)
+            if len(lines) == SNIFF_LINES:
+                break
+    if not lines:
+        return None
+    tagged = sum(_ends_in_tag(line) for line in lines)
+    tabbed = sum("\t" in line for line in lines)
+    if 2 * tagged > len(lines):
+        message = (f"{path} looks like tagged data, not raw text: {tagged} of the first {len(lines)} lines end "
+                   f"in a tag column (CoNLL); pretraining would learn the tags as words. Pass the raw text "
+                   f"(a paragraph a line, a blank line between documents), or make it from the CoNLL file: "
+                   f"{CONLL_TO_RAW.format(file=shlex.quote(str(path)), out='raw.txt')} (`spacy-bert-cls convert --format raw` "
+                   f"does not remove tags)")
+    elif 2 * tabbed > len(lines):
+        message = (f"{path} looks like tab-separated columns, not raw text: {tabbed} of the first {len(lines)} "
+                   f"lines have a tab; pretraining would learn every column as words. Keep only the text "
+                   f"column (a paragraph a line, a blank line between documents)")
+    else:
+        return None
+    logger.warning("%s", message)
+    return message

@@ -30,7 +30,7 @@ from ..pytorch.heads import BertForPreTraining
 from ..tokenization import PieceTokenizer, load_piece_tokenizer
 from ..tokenization.wordpiece import (SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG, TOKENIZER_JSON, VOCAB_TXT,
                                       save_piece_tokenizer, train_wordpiece)
-from .data import iter_paragraphs, validate_raw_file
+from .data import iter_paragraphs, validate_raw_file, warn_if_tagged
 from .instances import (NO_NSP, Batch, InstanceStream, continuation_table, iter_batches, special_ids)
 from .masking import mask_pieces, step_generator
 from .model import load_pretraining_model
@@ -203,6 +203,8 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     for path, processes in ((settings.raw, dist_info.world_size), (settings.dev, 1)):
         if path is not None:
             n_documents = validate_raw_file(path)
+            if dist_info.main:
+                warn_if_tagged(path)
             if settings.nsp:
                 _check_nsp_documents(path, n_documents, processes, warn=dist_info.main)
     if dist_info.main:
