@@ -1,5 +1,6 @@
-"""What `pretrain` refuses or warns about before it trains: a continue config without a
-checkpoint, NSP without documents to pair, tagged data given as raw text."""
+"""A continue config (pretrain_continue.cfg) without a checkpoint stops before writing
+anything, instead of pretraining a random BERT-base from scratch. (NSP document counts:
+test_nsp_pairs.py; tagged data given as raw text: test_tagged_input.py.)"""
 from pathlib import Path
 
 import pytest
