@@ -1,6 +1,6 @@
 """Evaluate a pipeline on data files: metrics JSON and an HTML report a person can open.
 
-The report: per-label precision, recall and F; accuracy and a confusion matrix picture for
+The report: per-label precision, recall and F; accuracy and a confusion matrix table for
 exclusive classes; entity P/R/F per type and examples rendered with displaCy (gold and
 predicted); the pretraining curves when a log.csv is given. Self-contained (images inline).
 """
@@ -20,6 +20,7 @@ from spacy.training import Example
 
 from .checkpoint.io import atomic_path
 from .corpus import create_corpus_reader_v1
+from .errors import DataError
 
 PathLike = Union[str, Path]
 
@@ -40,16 +41,44 @@ def _is_exclusive(pipe) -> bool:
     return not isinstance(pipe, MultiLabel_TextCategorizer)
 
 
+def _entity_components(nlp: Language) -> List[str]:
+    return [name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns]
+
+
+def _check_something_to_score(nlp: Language, pipeline_name: str, path: Path, examples: List[Example]) -> None:
+    """A DataError when nothing in the file is what the pipeline predicts (an NER pipeline
+    on a text-classification file, or the reverse): it would score nothing, or zeros."""
+    textcat, ner = _textcat(nlp), _entity_components(nlp)
+    has_cats = any(eg.reference.cats for eg in examples)
+    has_ents = any(eg.reference.has_annotation("ENT_IOB") for eg in examples)
+    if (textcat is not None and has_cats) or (ner and has_ents):
+        return
+    predicts = " and ".join(what for what in (
+        f"text categories ({textcat.name})" if textcat is not None else "",
+        f"entities ({', '.join(ner)})" if ner else "") if what) or "neither text categories nor entities"
+    holds = " and ".join(what for what, there in (("text categories", has_cats), ("entity annotations", has_ents))
+                         if there) or ("no annotations" if examples else "no examples")
+    wanted = " or ".join(kind for kind, needed in (("labelled texts (JSONL)", textcat is not None),
+                                                    ("entity annotations (CoNLL)", bool(ner))) if needed)
+    raise DataError(path, None, f"nothing to score: {pipeline_name} predicts {predicts}, and this file holds "
+                                f"{holds}. Give it a file of {wanted or 'annotations it predicts'}, or score this "
+                                f"file with a pipeline that predicts what it holds")
+
+
 def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, examples_shown: int = 20) -> Dict:
-    """Score `pipeline` on each data file. RETURNS the metrics (and what the report needs)."""
+    """Score `pipeline` on each data file. RETURNS the metrics (and what the report needs).
+
+    Raises DataError for a file with nothing the pipeline predicts (before predicting).
+    """
     nlp = spacy.load(pipeline) if not isinstance(pipeline, Language) else pipeline
     textcat = _textcat(nlp)
     labels = list(textcat.labels) if textcat is not None else None
     result: Dict = {"pipeline": str(pipeline) if not isinstance(pipeline, Language) else nlp.meta.get("name"),
                     "components": nlp.pipe_names, "files": {}}
-    for path in data:
-        path = Path(path)
-        examples = list(create_corpus_reader_v1(path, labels=labels)(nlp))
+    read = [(Path(path), list(create_corpus_reader_v1(Path(path), labels=labels)(nlp))) for path in data]
+    for path, examples in read:
+        _check_something_to_score(nlp, str(result["pipeline"]), path, examples)
+    for path, examples in read:
         start = time.perf_counter()
         docs = list(nlp.pipe(eg.predicted for eg in examples))
         seconds = time.perf_counter() - start
@@ -111,7 +140,7 @@ def write_report(result: Dict, output: PathLike, curves: Optional[PathLike] = No
                                     [[label, _fmt(v["p"]), _fmt(v["r"]), _fmt(v["f"])] for label, v in per_type.items()]))
         if "confusion" in entry:
             parts.append("<h3>Confusion matrix (rows: gold, columns: predicted)</h3>")
-            parts.append(f'<img alt="confusion matrix" src="data:image/png;base64,{_confusion_png(entry["confusion"])}">')
+            parts.append(_confusion_table(entry["confusion"]))
         if entry.get("entity_examples"):
             parts.append("<h3>Entities: gold, then predicted (confidence in the label)</h3>")
             for example in entry["entity_examples"]:
@@ -168,21 +197,48 @@ def _png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _confusion_png(confusion: Dict[str, Dict[str, int]]) -> str:
-    plt = _pyplot()
+def _confusion_table(confusion: Dict[str, Dict[str, int]]) -> str:
+    """The confusion matrix as an HTML table, shaded by count, each count in black or white,
+    whichever contrasts more with its cell (a table reads on any screen and copies as text)."""
     labels = list(confusion)
-    matrix = [[confusion[g][p] for p in labels] for g in labels]
-    size = max(3.0, 0.5 * len(labels) + 1.5)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(labels)), labels, rotation=90)
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("gold")
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            axes.text(j, i, str(count), ha="center", va="center", fontsize=8)
-    return _png(figure)
+    top = max([1] + [count for row in confusion.values() for count in row.values()])
+    head = "<th>gold \\ predicted</th>" + "".join(f"<th>{html.escape(p)}</th>" for p in labels)
+    rows = []
+    for gold in labels:
+        cells = []
+        for predicted in labels:
+            count = confusion[gold][predicted]
+            background = _shade(count / top)
+            cells.append(f'<td class="count" style="background-color:{_hex(background)};'
+                         f'color:{_hex(_readable_on(background))}">{count}</td>')
+        rows.append(f"<tr><th>{html.escape(gold)}</th>{''.join(cells)}</tr>")
+    return f'<table class="confusion"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _shade(share: float) -> tuple:
+    """White (0) to a deep blue (1)."""
+    light, dark = (247, 251, 255), (8, 48, 107)
+    return tuple(round(a + (b - a) * share) for a, b in zip(light, dark))
+
+
+def _luminance(rgb: tuple) -> float:
+    """WCAG 2 relative luminance."""
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _readable_on(background: tuple) -> tuple:
+    """Black or white: whichever has the higher WCAG contrast ratio on `background`."""
+    lum = _luminance(background)
+    return (0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else (255, 255, 255)
+
+
+def _hex(rgb: tuple) -> str:
+    return "#%02x%02x%02x" % rgb
 
 
 def _curves_png(log_csv: Path) -> str:

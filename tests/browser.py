@@ -13,6 +13,19 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
+# The WCAG 2 contrast ratio of each element's text colour on its background colour, as computed
+# by the browser.
+CONTRAST_JS = """els => els.map(e => {
+  const style = getComputedStyle(e);
+  const rgb = s => s.match(/\\d+/g).slice(0, 3).map(Number);
+  const lum = c => { const [r, g, b] = c.map(v => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const a = lum(rgb(style.color)), b = lum(rgb(style.backgroundColor));
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+})"""
+
+
 def render(path: Path, screenshot: Optional[Path] = None) -> Dict:
     """Load `path` in headless Chromium. RETURNS console errors, page errors, failed requests,
     requests that left the file (a self-contained report makes none), images that did not
@@ -32,6 +45,9 @@ def render(path: Path, screenshot: Optional[Path] = None) -> Dict:
         found["broken_images"] = page.eval_on_selector_all(
             "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.alt)")
         found["entity_marks"] = page.eval_on_selector_all("mark.entity", "els => els.length")
+        contrasts = page.eval_on_selector_all("table.confusion td", CONTRAST_JS)
+        found["confusion_cells"] = len(contrasts)
+        found["min_confusion_contrast"] = min(contrasts, default=None)
         found["text_length"] = len(page.inner_text("body"))
         if screenshot is not None:
             page.screenshot(path=str(screenshot), full_page=True)

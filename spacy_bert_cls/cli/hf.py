@@ -4,8 +4,7 @@ from pathlib import Path
 import typer
 from wasabi import msg
 
-from ..errors import CheckpointError
-from .main import app
+from .main import USER_ERRORS, app, fail
 
 
 @app.command("import-hf")
@@ -27,8 +26,8 @@ def import_hf_cli(
                         overwrite=force)
         if train_config is not None:
             write_training_config(output_dir, train_config)
-    except (CheckpointError, ValueError) as err:
-        msg.fail("Import failed; nothing was written", str(err), exits=1)
+    except USER_ERRORS as err:
+        fail("Import failed; nothing was written", err)
     head = nlp.get_pipe(nlp.pipe_names[-1])
     what = f"{len(head.labels)} labels" if nlp.pipe_names[-1] == "bert_textcat" else \
         f"{len(head.labels)} entity types, {head.cfg['scheme']} tags"
@@ -50,7 +49,7 @@ def export_hf_cli(
 
     try:
         export_hf(pipeline, output_dir, component=component, overwrite=force, onnx=onnx)
-    except (CheckpointError, ValueError, OSError, ImportError) as err:
-        msg.fail("Export failed; nothing was written", str(err), exits=1)
+    except USER_ERRORS + (ImportError,) as err:
+        fail("Export failed; nothing was written", err)
     msg.good(f"{pipeline} -> {output_dir} (AutoModelFor*Classification, AutoTokenizer, transformers.pipeline"
              + (", model.onnx for ONNX Runtime)" if onnx else ")"))

@@ -1,11 +1,22 @@
 """Thin typer commands: parse arguments, call a library function, print its result."""
 from pathlib import Path
-from typing import List
+from typing import List, NoReturn
 
 import typer
 from wasabi import msg
 
-from ..errors import CheckpointError
+# What a user's mistake raises in the library (DataError and CheckpointError are
+# ValueErrors; a missing or unreadable file or pipeline folder is an OSError).
+USER_ERRORS = (ValueError, OSError)
+
+
+def fail(what: str, err: object) -> NoReturn:
+    """End a command on a user's mistake: one unwrapped line "✘ what: err" (wasabi wraps at
+    the terminal's width, even inside a path or a command to paste) and exit code 1."""
+    detail = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    typer.secho(f"✘ {what}: {detail}" if detail else f"✘ {what}", fg=typer.colors.RED)
+    raise typer.Exit(1)
+
 
 app = typer.Typer(name="spacy-bert-cls", no_args_is_help=True, add_completion=False,
                   help="BERT encoders, heads and pretraining for spaCy pipelines.")
@@ -26,10 +37,8 @@ def check_checkpoint_cli(
 
     try:
         info = describe_checkpoint(path)
-    except CheckpointError as err:
-        # One unwrapped line (wasabi wraps at the terminal width, even inside a path).
-        typer.secho(f"✘ Checkpoint cannot be loaded: {err}", fg=typer.colors.RED)
-        raise typer.Exit(1)
+    except USER_ERRORS as err:
+        fail("Checkpoint cannot be loaded", err)
     # Plain echo throughout: wasabi wraps at the terminal width, splitting paths and the
     # override pairs, which must paste as they are (one pair a line).
     typer.secho(f"✔ {path}: {info['n_tensors']} encoder tensors, {info['n_parameters']:,} parameters",
@@ -52,7 +61,10 @@ def tune_thresholds_cli(
     """Set each label's threshold to the one that maximises its F1 on DATA, and save."""
     from ..pipeline.textcat import tune_pipeline_thresholds
 
-    thresholds, before, after = tune_pipeline_thresholds(pipeline, data, output or pipeline, component)
+    try:
+        thresholds, before, after = tune_pipeline_thresholds(pipeline, data, output or pipeline, component)
+    except USER_ERRORS as err:
+        fail("Thresholds not tuned; nothing was written", err)
     msg.good(f"Saved {output or pipeline} with tuned thresholds (macro F on {data.name}: "
              f"{before:.4f} with the previous ones, {after:.4f} tuned)")
     msg.table([(label, f"{value:.2f}") for label, value in thresholds.items()], header=("label", "threshold"))
@@ -75,15 +87,15 @@ def pretrain_cli(
     from ..pretraining.train import pretrain
 
     if not config_path.is_file():
-        msg.fail(f"Config not found: {config_path}", exits=1)
+        fail("Pretraining stopped", f"config not found: {config_path}")
     try:
         config = Config().from_disk(config_path, overrides=parse_config_overrides(ctx.args), interpolate=True)
     except (ValueError, configparser.Error) as err:
-        msg.fail("Pretraining stopped", f"{config_path}: not a valid config: {str(err).strip()}", exits=1)
+        fail("Pretraining stopped", f"{config_path}: not a valid config: {str(err).strip()}")
     try:
         path = pretrain(config, output_dir, resume=resume, gpu_id=gpu_id, config_path=config_path)
-    except (ValueError, CheckpointError) as err:
-        msg.fail("Pretraining stopped", str(err), exits=1)
+    except USER_ERRORS as err:
+        fail("Pretraining stopped", err)
     msg.good(f"Saved {path}")
 
 
@@ -98,8 +110,8 @@ def fill_mask_cli(
 
     try:
         results = fill_mask(model_dir, text, top_k)
-    except (ValueError, CheckpointError) as err:
-        msg.fail("fill-mask failed", str(err), exits=1)
+    except USER_ERRORS as err:
+        fail("fill-mask failed", err)
     for i, candidates in enumerate(results, start=1):
         msg.text(f"[MASK] {i}: " + ", ".join(f"{c['token']} ({c['score']:.3f})" for c in candidates))
 
@@ -115,15 +127,12 @@ def convert_cli(
 ) -> None:
     """Convert a data file to .spacy (or raw text to pretraining input), checking every line."""
     from ..convert import convert
-    from ..errors import DataError
 
     try:
         summary = convert(input_paths, output_path, format=format, lang=lang, labels_from=labels_from or None,
                           scheme=scheme)
-    except (DataError, ValueError) as err:
-        # One unwrapped line: wasabi wraps at the terminal width, breaking the suggested commands.
-        typer.secho(f"✘ Conversion stopped; nothing was written: {err}", fg=typer.colors.RED)
-        raise typer.Exit(1)
+    except USER_ERRORS as err:
+        fail("Conversion stopped; nothing was written", err)
     what = f"{summary['examples']} examples" if "examples" in summary else f"{summary['documents']} documents"
     names = ", ".join(str(p) for p in input_paths)
     labels = f", labels {summary['labels']}" if summary.get("labels") else ""
@@ -134,18 +143,19 @@ def convert_cli(
 def evaluate_cli(
     pipeline: Path = typer.Argument(..., help="A trained pipeline folder"),
     data: List[Path] = typer.Argument(..., help="Data files: .spacy, JSONL, CoNLL (several for a joint pipeline)"),
-    output: Path = typer.Option(None, "--output", "-o", help="Metrics JSON to write"),
-    html: Path = typer.Option(None, "--html", help="HTML report to write"),
+    output: Path = typer.Option(None, "--output", "-o", help="Also write the metrics here, as JSON"),
+    html: Path = typer.Option(None, "--html", help="Also write an HTML report here"),
     curves: Path = typer.Option(None, "--curves", help="A pretraining log.csv to plot in the report"),
 ) -> None:
-    """Score a pipeline on data files; write the metrics JSON and an HTML report."""
-    from ..errors import DataError
+    """Score a pipeline on data files. Prints the metrics of each file; writes them as JSON
+    with --output and an HTML report (per-label scores, confusion matrix, entities shown with
+    displaCy) with --html."""
     from ..evaluate import evaluate, write_metrics, write_report
 
     try:
         result = evaluate(pipeline, data)
-    except (DataError, ValueError, OSError) as err:
-        msg.fail("Evaluation failed", str(err), exits=1)
+    except USER_ERRORS as err:
+        fail("Evaluation failed; nothing was written", err)
     for path, entry in result["files"].items():
         shown = {k: v for k, v in entry["scores"].items() if isinstance(v, float)}
         if "accuracy" in entry:
@@ -158,6 +168,8 @@ def evaluate_cli(
     if html:
         write_report(result, html, curves)
         msg.good(f"Saved {html}")
+    if not output and not html:
+        msg.text("Nothing written: -o FILE.json saves the metrics, --html FILE.html a report.")
 
 
 @app.command("install-check")
@@ -176,8 +188,8 @@ def install_check_cli(
 
     try:
         summary = install_check(wheel, pipeline, data, venv=venv, package_source=package_source)
-    except (AssertionError, RuntimeError, FileNotFoundError, ValueError) as err:
-        msg.fail("install-check failed", str(err), exits=1)
+    except (AssertionError, RuntimeError) + USER_ERRORS as err:
+        fail("install-check failed", err)
     msg.good(f"{wheel.name}: same cats and entities as {pipeline} on {summary['texts']} texts "
              f"(install {summary['install_seconds']} s, load + predict {summary['load_and_predict_seconds']} s)")
     if output:
@@ -196,8 +208,8 @@ def fit_config_cli(
 
     try:
         changed = fit_config(config_path, checkpoint, output, component)
-    except (CheckpointError, ValueError, KeyError) as err:
-        msg.fail("Cannot fit the config", str(err), exits=1)
+    except USER_ERRORS + (KeyError,) as err:
+        fail("Cannot fit the config", err)
     msg.good(f"Saved {output}" + (f" ({', '.join(changed)} changed)" if changed else " (sizes already matched)"))
 
 

@@ -4,8 +4,7 @@ from pathlib import Path
 import typer
 from wasabi import msg
 
-from ..errors import CheckpointError, DataError
-from .main import app
+from .main import USER_ERRORS, app, fail
 
 
 @app.command("quantize")
@@ -22,12 +21,12 @@ def quantize_cli(
     from ..quantize import quantize_pipeline
 
     if not pipeline.is_dir():
-        msg.fail(f"Pipeline not found: {pipeline}", exits=1)
+        fail("Quantization failed; nothing was written", f"{pipeline}: no such pipeline folder")
     try:
         summary = quantize_pipeline(pipeline, output, dtype=dtype, data=data, component=component,
                                     n_texts=n_texts, target_cosine=target_cosine)
-    except (DataError, CheckpointError, ValueError) as err:
-        msg.fail("Quantization failed; nothing was written", str(err), exits=1)
+    except USER_ERRORS as err:
+        fail("Quantization failed; nothing was written", err)
     msg.good(f"Saved {output} ({dtype} inference)")
     if "mean_cosine" in summary:
         msg.info(f"Token states vs fp32 on {summary['calibration_texts']}: mean cosine {summary['mean_cosine']}, "

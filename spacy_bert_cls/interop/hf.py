@@ -293,6 +293,30 @@ def _no_pooler_warning(active: bool) -> Iterator[None]:
         checkpoint_logger.removeFilter(keep)
 
 
+def _export_head(nlp, component: Optional[str], source: str):
+    """(name, component) of the bert_textcat / bert_ner to export: the one named, or the
+    pipeline's only one; a CheckpointError that says what the pipeline has otherwise."""
+    from ..pipeline.ner import BertEntityRecognizer
+    from ..pipeline.textcat import BertTextCategorizer
+
+    heads = {n: p for n, p in nlp.pipeline if isinstance(p, (BertTextCategorizer, BertEntityRecognizer))}
+    if not heads:
+        found = ", ".join(f"{n} ({nlp.get_pipe_meta(n).factory})" for n in nlp.pipe_names) or "no components"
+        raise CheckpointError(source, f"export-hf writes a bert_textcat (as BertForSequenceClassification) or a "
+                                      f"bert_ner (as BertForTokenClassification) with its encoder; this pipeline has "
+                                      f"{found}. spaCy's own textcat and ner heads have no transformers counterpart: "
+                                      f"train a bert_textcat / bert_ner (configs/bert_textcat.cfg, configs/bert_ner.cfg)")
+    if component is None:
+        if len(heads) != 1:
+            raise CheckpointError(source, f"{len(heads)} bert_textcat/bert_ner components "
+                                          f"({', '.join(heads)}): name one with --component")
+        component = next(iter(heads))
+    if component not in heads:
+        raise CheckpointError(source, f"no bert_textcat or bert_ner component named {component!r} "
+                                      f"(there are: {', '.join(heads)})")
+    return component, heads[component]
+
+
 def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
               overwrite: bool = False, onnx: bool = False) -> Path:
     """A trained bert_textcat or bert_ner (with its encoder) -> an HF folder.
@@ -322,16 +346,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
 
     source = str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
     nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
-    heads = {n: p for n, p in nlp.pipeline if isinstance(p, (BertTextCategorizer, BertEntityRecognizer))}
-    if component is None:
-        if len(heads) != 1:
-            raise CheckpointError(source, f"{len(heads)} bert_textcat/bert_ner components "
-                                          f"({', '.join(heads) or 'none'}): name one with --component")
-        component = next(iter(heads))
-    if component not in heads:
-        raise CheckpointError(source, f"no bert_textcat or bert_ner component named {component!r} "
-                                      f"(there are: {', '.join(heads) or 'none'})")
-    head = heads[component]
+    component, head = _export_head(nlp, component, source)
     listener = head.model.get_ref("tok2vec")
     if isinstance(listener, InlineBertListener):  # its own encoder (replace_listeners, spacy assemble)
         encoder_model = listener.get_ref("encoder")

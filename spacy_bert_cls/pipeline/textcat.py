@@ -256,14 +256,26 @@ def best_thresholds(probs: numpy.ndarray, truths: numpy.ndarray, known: Optional
     return numpy.where(actual.any(axis=0), best, 0.5)
 
 
+def _multilabel_pipe(nlp: Language, component: str) -> "BertTextCategorizer":
+    """The multi-label bert_textcat named `component`; a ValueError that says what is there instead."""
+    if component not in nlp.pipe_names:
+        raise ValueError(f"no component named '{component}' (the pipeline has {', '.join(nlp.pipe_names) or 'none'}): "
+                         f"thresholds belong to a multi-label bert_textcat; name it with --component")
+    pipe = nlp.get_pipe(component)
+    if not isinstance(pipe, BertTextCategorizer):
+        raise ValueError(f"'{component}' is a {nlp.get_pipe_meta(component).factory}, not a bert_textcat: thresholds "
+                         f"belong to a multi-label bert_textcat (configs/bert_textcat_multilabel.cfg)")
+    if pipe.exclusive:
+        raise ValueError(f"'{component}' has exclusive classes (each text gets the top-scoring label): it has no "
+                         f"thresholds to tune. They belong to a multi-label bert_textcat (exclusive_classes = false, "
+                         f"configs/bert_textcat_multilabel.cfg)")
+    return pipe
+
+
 def tune_thresholds(nlp: Language, examples: Iterable[Example], component: str = "bert_textcat") -> Dict[str, float]:
     """Set each label's threshold of a multi-label `bert_textcat` to the one that maximises
     its F1 on `examples` (usually the dev set) and return them."""
-    pipe = nlp.get_pipe(component)
-    if not isinstance(pipe, BertTextCategorizer):
-        raise ValueError(f"'{component}' is not a bert_textcat component")
-    if pipe.exclusive:
-        raise ValueError(f"'{component}' has exclusive classes: it takes the top class, no thresholds")
+    pipe = _multilabel_pipe(nlp, component)
     examples = [eg for eg in examples if eg.reference.cats]
     if not examples:
         raise ValueError("no examples with cats to tune thresholds on")
@@ -287,7 +299,7 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     from ..saving import save_pipeline
 
     nlp = spacy.load(pipeline)
-    pipe = nlp.get_pipe(component)
+    pipe = _multilabel_pipe(nlp, component)
     examples = list(create_corpus_reader_v1(data, labels=list(pipe.labels))(nlp))
     before = nlp.evaluate(examples)["cats_macro_f"]
     thresholds = tune_thresholds(nlp, examples, component)
