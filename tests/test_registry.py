@@ -17,6 +17,7 @@ EXPECTED = {
     "spacy_tokenizers": {"spacy-bert-cls.Tokenizer.v1"},
     "spacy_misc": {"spacy-bert-cls.HFLoader.v1"},
     "spacy_readers": {"spacy-bert-cls.Corpus.v1", "spacy-bert-cls.MergedCorpus.v1"},
+    "thinc_schedules": {"spacy-bert-cls.warmup_linear.v1"},
     "console_scripts": {"spacy-bert-cls"},
 }
 
@@ -38,7 +39,8 @@ def test_every_name_resolves(entry_points):
         assert spacy.blank("en").has_factory(name), name
     registries = {"spacy_architectures": registry.architectures, "spacy_misc": registry.misc,
                   "spacy_readers": registry.readers, "spacy_scorers": registry.scorers,
-                  "spacy_callbacks": registry.callbacks, "spacy_tokenizers": registry.tokenizers}
+                  "spacy_callbacks": registry.callbacks, "spacy_tokenizers": registry.tokenizers,
+                  "thinc_schedules": registry.schedules}
     for group, reg in registries.items():
         for name, ep in entry_points[group].items():
             assert reg.get(name) is ep.load(), name
@@ -47,7 +49,7 @@ def test_every_name_resolves(entry_points):
 
 def test_names_follow_the_convention(entry_points):
     for group in ("spacy_architectures", "spacy_misc", "spacy_readers", "spacy_scorers", "spacy_callbacks",
-                  "spacy_tokenizers"):
+                  "spacy_tokenizers", "thinc_schedules"):
         for name in entry_points[group]:
             assert name.startswith("spacy-bert-cls.") and ".v" in name, name
 

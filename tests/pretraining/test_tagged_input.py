@@ -75,7 +75,7 @@ def test_biluo_tags_and_tab_columns(tmp_path):
     from spacy_bert_cls.pretraining.data import warn_if_tagged
 
     biluo = tmp_path / "biluo.txt"
-    biluo.write_text("".join(f"Paris\tU-LOC\nis\tO\nbig\tO\nNew\tB-LOC\nYork\tL-LOC\n\n" for _ in range(10)))
+    biluo.write_text("".join("Paris\tU-LOC\nis\tO\nbig\tO\nNew\tB-LOC\nYork\tL-LOC\n\n" for _ in range(10)))
     assert "50 of the first 50 lines" in warn_if_tagged(biluo)
     tsv = tmp_path / "labels.txt"
     tsv.write_text("".join(f"a fine film number {i}\tpositive\n" for i in range(30)))
