@@ -26,6 +26,7 @@ from ..checkpoint.io import atomic_dir, read_json, write_json, write_tensors
 from ..decoding import TagScheme, hf_tag_names
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
+from ..tags import TAG_ACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ TASKS = {SEQUENCE_CLASSIFIER: "textcat", TOKEN_CLASSIFIER: "ner"}
 THRESHOLDS_KEY = "spacy_bert_cls_thresholds"
 TAGS_KEY = "spacy_bert_cls_tags"
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
-# HF tag prefixes -> ours: BIOES's E- and S- are BILUO's L- and U-.
-_PREFIXES = {"B": "B", "I": "I", "L": "L", "U": "U", "E": "L", "S": "U"}
 _TAG = re.compile(r"^([BILUES])-(.+)$")
 # The logit bias of a tag that the HF model does not have (never predicted).
 _ABSENT_BIAS = -1.0e4
@@ -158,7 +157,7 @@ def parse_tags(names: List[str], path: Union[str, Path]) -> Tuple[str, List[str]
             if match is None:
                 unreadable.append(name)
                 continue
-            prefix, label = _PREFIXES[match.group(1)], match.group(2)
+            prefix, label = TAG_ACTIONS[match.group(1)], match.group(2)  # BIOES's E-/S- are L-/U-
             prefixes.add(prefix)
             if label not in labels:
                 labels.append(label)
