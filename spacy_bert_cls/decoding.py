@@ -10,6 +10,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
+from .tags import split_tag, tags_to_spans
+
 SCHEMES = ("BILUO", "BIO")
 NEG_INF = -numpy.inf
 
@@ -30,12 +32,12 @@ class TagScheme:
         self.start = numpy.zeros(n, dtype=bool)
         self.end = numpy.zeros(n, dtype=bool)
         for j, tag in enumerate(self.tags):
-            prefix, label = _split(tag)
+            prefix, label = split_tag(tag)
             opens = prefix in ("O", "B", "U")  # may follow anything that closes
             self.start[j] = opens
             self.end[j] = prefix in ("O", "L", "U") if scheme == "BILUO" else True
             for i, prev in enumerate(self.tags):
-                prev_prefix, prev_label = _split(prev)
+                prev_prefix, prev_label = split_tag(prev)
                 inside = prev_prefix in ("B", "I")
                 if scheme == "BILUO":
                     if inside:
@@ -44,7 +46,7 @@ class TagScheme:
                         self.allowed[i, j] = opens
                 else:
                     self.allowed[i, j] = prefix != "I" or (inside and label == prev_label)
-        self.outside = numpy.array([_split(t)[0] == "O" for t in self.tags])
+        self.outside = numpy.array([split_tag(t)[0] == "O" for t in self.tags])
 
     def tag_ids(self, biluo_tags: Sequence[Optional[str]]) -> numpy.ndarray:
         """Gold BILUO tags (spaCy's get_aligned_ner) as ids; -1 where missing ('-', None)."""
@@ -53,44 +55,14 @@ class TagScheme:
             if tag is None or tag == "-" or tag == "":
                 continue
             if self.scheme == "BIO" and tag != "O":
-                prefix, label = _split(tag)
+                prefix, label = split_tag(tag)
                 tag = ("B-" if prefix in ("B", "U") else "I-") + label
             ids[i] = self.index.get(tag, -1)
         return ids
 
 
-def _split(tag: str) -> Tuple[str, str]:
-    return ("O", "") if tag == "O" else (tag[0], tag[2:])
-
-
 def _transition_matrix(scheme: TagScheme) -> numpy.ndarray:
     return numpy.where(scheme.allowed, 0.0, NEG_INF)
-
-
-def viterbi(log_probs: numpy.ndarray, scheme: TagScheme, force_outside: Optional[numpy.ndarray] = None) -> numpy.ndarray:
-    """The most probable valid tag sequence.
-
-    log_probs (ndarray[n_tokens, n_tags]): per-token log probabilities.
-    force_outside (ndarray[n_tokens], bool): tokens that must be O (whitespace).
-    RETURNS (ndarray[n_tokens], int): tag ids.
-    """
-    lp = _constrained(log_probs, scheme, force_outside)
-    n, n_tags = lp.shape
-    if n == 0:
-        return numpy.zeros((0,), dtype="int64")
-    trans = _transition_matrix(scheme)
-    score = numpy.where(scheme.start, lp[0], NEG_INF)
-    back = numpy.zeros((n, n_tags), dtype="int64")
-    for t in range(1, n):
-        candidates = score[:, None] + trans  # [previous, next]
-        back[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + lp[t]
-    score = numpy.where(scheme.end, score, NEG_INF)
-    path = numpy.zeros(n, dtype="int64")
-    path[-1] = int(score.argmax())
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
 
 
 def _constrained(log_probs, scheme, force_outside):
@@ -108,47 +80,8 @@ def _logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
         return numpy.log(numpy.exp(x - peak).sum(axis=axis)) + numpy.squeeze(peak, axis=axis)
 
 
-def forward_backward(log_probs: numpy.ndarray, scheme: TagScheme, force_outside=None):
-    """Log forward (emission included) and backward (emission excluded) scores over valid sequences.
-
-    RETURNS (alpha [n, T], beta [n, T], log_z).
-    """
-    lp = _constrained(log_probs, scheme, force_outside)
-    n, n_tags = lp.shape
-    trans = _transition_matrix(scheme)
-    alpha = numpy.full((n, n_tags), NEG_INF)
-    beta = numpy.full((n, n_tags), NEG_INF)
-    alpha[0] = numpy.where(scheme.start, lp[0], NEG_INF)
-    for t in range(1, n):
-        alpha[t] = _logsumexp(alpha[t - 1][:, None] + trans, axis=0) + lp[t]
-    beta[-1] = numpy.where(scheme.end, 0.0, NEG_INF)
-    for t in range(n - 2, -1, -1):
-        beta[t] = _logsumexp(trans + (lp[t + 1] + beta[t + 1])[None, :], axis=1)
-    log_z = float(_logsumexp(alpha[-1] + beta[-1], axis=0))
-    return alpha, beta, log_z, lp
-
-
-def decode_entities(
-    log_probs: numpy.ndarray, scheme: TagScheme, force_outside: Optional[numpy.ndarray] = None
-) -> List[Tuple[int, int, str, float]]:
-    """Entities of the most probable valid tag sequence, each with its confidence.
-
-    RETURNS (List[(start, end, label, confidence)]): token spans, end exclusive;
-        confidence in [0, 1]: the probability that exactly this span has this label.
-    """
-    n = log_probs.shape[0]
-    if n == 0:
-        return []
-    path = viterbi(log_probs, scheme, force_outside)
-    spans = tags_to_spans([scheme.tags[i] for i in path])
-    if not spans:
-        return []
-    alpha, beta, log_z, lp = forward_backward(log_probs, scheme, force_outside)
-    return _confidences(spans, alpha, beta, lp, log_z, scheme)
-
-
 def _confidences(spans, alpha, beta, lp, log_z, scheme: TagScheme) -> List[Tuple[int, int, str, float]]:
-    """Each span with the probability that exactly it carries its label (see decode_entities)."""
+    """Each span with the probability that exactly it carries its label (see decode_batch)."""
     n = lp.shape[0]
     results = []
     for start, end, label in spans:
@@ -176,11 +109,15 @@ def decode_batch(
     log_probs: Sequence[numpy.ndarray], scheme: TagScheme, force_outside: Optional[Sequence[numpy.ndarray]] = None,
     group_size: int = 64,
 ) -> List[List[Tuple[int, int, str, float]]]:
-    """decode_entities for many docs at once: the same entities and confidences, with the
-    Viterbi and forward-backward recursions run over docs of similar length together (one
-    numpy step per token position for a group, instead of one per token of every doc).
+    """Entities of each doc's most probable valid tag sequence, each with its confidence.
 
-    RETURNS: per doc, as decode_entities.
+    The Viterbi and forward-backward recursions run over docs of similar length together
+    (one numpy step per token position for a group, instead of one per token of every doc).
+
+    log_probs (Sequence[ndarray[n_tokens, n_tags]]): per doc, per-token log probabilities.
+    force_outside (Sequence[ndarray[n_tokens], bool]): per doc, tokens that must be O (whitespace).
+    RETURNS (List[List[(start, end, label, confidence)]]): per doc, token spans, end exclusive;
+        confidence in [0, 1]: the probability that exactly this span has this label.
     """
     n_docs = len(log_probs)
     results: List[List[Tuple[int, int, str, float]]] = [[] for _ in range(n_docs)]
@@ -251,35 +188,12 @@ def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tupl
     return results
 
 
-def tags_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
-    """Spans of a valid BILUO or BIO tag sequence (end exclusive)."""
-    spans = []
-    start = None
-    label = None
-    for i, tag in enumerate(tags):
-        prefix, tag_label = _split(tag)
-        if prefix in ("B", "U", "O") or (prefix == "I" and (start is None or tag_label != label)):
-            if start is not None:
-                spans.append((start, i, label))
-                start = None
-            if prefix in ("B", "I"):
-                start, label = i, tag_label
-            elif prefix == "U":
-                spans.append((i, i + 1, tag_label))
-        elif prefix == "L":
-            spans.append((start if start is not None else i, i + 1, tag_label))
-            start = None
-    if start is not None:
-        spans.append((start, len(tags), label))
-    return spans
-
-
 def hf_tag_names(scheme: TagScheme) -> List[str]:
     """The scheme's tags as HF's token-classification pipeline reads them: BILUO's U- and
     L- become B- and I- (the same entities, since a U- or L- closes its entity anyway)."""
     names = []
     for tag in scheme.tags:
-        prefix, label = _split(tag)
+        prefix, label = split_tag(tag)
         names.append("O" if prefix == "O" else ("B-" if prefix in ("B", "U") else "I-") + label)
     return names
 

@@ -7,12 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_bert_cls.decoding import TagScheme, decode_batch, decode_entities, tags_to_spans, viterbi
+from spacy_bert_cls.decoding import TagScheme, decode_batch
+from spacy_bert_cls.tags import tags_to_spans
 
 
 def _valid(scheme, seq):
     return (scheme.start[seq[0]] and scheme.end[seq[-1]]
             and all(scheme.allowed[a, b] for a, b in zip(seq, seq[1:])))
+
+
+def decode_one(log_probs, scheme, force_outside=None):
+    """decode_batch of one doc."""
+    return decode_batch([log_probs], scheme, None if force_outside is None else [force_outside])[0]
 
 
 @pytest.mark.parametrize("name", ["BILUO", "BIO"])
@@ -24,8 +30,10 @@ def test_viterbi_and_confidences_equal_brute_force(name):
         lp = numpy.log(rng.dirichlet(numpy.ones(len(scheme.tags)), size=n))
         seqs = [s for s in itertools.product(range(len(scheme.tags)), repeat=n) if _valid(scheme, s)]
         weights = numpy.array([numpy.exp(sum(lp[t, q] for t, q in enumerate(s))) for s in seqs])
-        assert list(viterbi(lp, scheme)) == list(seqs[int(weights.argmax())])
-        for start, end, label, confidence in decode_entities(lp, scheme):
+        entities = decode_one(lp, scheme)
+        best = seqs[int(weights.argmax())]
+        assert [e[:3] for e in entities] == tags_to_spans([scheme.tags[q] for q in best])
+        for start, end, label, confidence in entities:
             exact = sum(w for w, s in zip(weights, seqs)
                         if (start, end, label) in tags_to_spans([scheme.tags[q] for q in s])) / weights.sum()
             assert confidence == pytest.approx(exact, abs=1e-9)
@@ -42,7 +50,7 @@ def test_random_logits_give_valid_spans_and_confidences(scheme_name, logits):
     n_tags = len(scheme.tags)
     logits = numpy.resize(logits, (logits.shape[0], n_tags)) if logits.size else numpy.zeros((0, n_tags))
     log_probs = logits - numpy.log(numpy.exp(logits - logits.max(axis=1, keepdims=True)).sum(1, keepdims=True)) - logits.max(axis=1, keepdims=True) if logits.size else logits
-    entities = decode_entities(log_probs, scheme)
+    entities = decode_one(log_probs, scheme)
     previous_end = 0
     for start, end, label, confidence in entities:
         assert 0 <= start < end <= logits.shape[0]
@@ -57,7 +65,7 @@ def test_forced_outside_tokens_are_never_in_an_entity():
     log_probs = numpy.log(numpy.full((5, len(scheme.tags)), 1e-6))
     log_probs[:, scheme.index["I-X"]] = 0.0  # the model wants one long entity
     outside = numpy.array([False, False, True, False, False])
-    for start, end, _, _ in decode_entities(log_probs, scheme, force_outside=outside):
+    for start, end, _, _ in decode_one(log_probs, scheme, force_outside=outside):
         assert not (start <= 2 < end)
 
 
@@ -77,6 +85,6 @@ def test_batched_decoding_equals_one_doc_at_a_time(scheme_name):
     outside = [rng.random(n) < 0.1 for n in lengths]
     batched = decode_batch(log_probs, scheme, outside, group_size=4)
     for lp, force, got in zip(log_probs, outside, batched):
-        expected = decode_entities(lp, scheme, force)
+        expected = decode_one(lp, scheme, force)
         assert [e[:3] for e in got] == [e[:3] for e in expected]
         assert numpy.allclose([e[3] for e in got], [e[3] for e in expected], atol=1e-9)
