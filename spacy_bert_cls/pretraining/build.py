@@ -1,0 +1,54 @@
+"""The tokenizer and model a pretraining run starts from: a checkpoint's (continuing it),
+or new ones (a WordPiece vocabulary learnt from the raw text, a BERT of [model]'s sizes)."""
+from pathlib import Path
+from typing import Optional, Tuple
+
+from ..errors import CheckpointError
+from ..pytorch.config import BertConfig
+from ..pytorch.heads import BertForPreTraining
+from ..tokenization import PieceTokenizer, load_piece_tokenizer
+from ..tokenization.wordpiece import TOKENIZER_JSON, VOCAB_TXT, save_piece_tokenizer, train_wordpiece
+from .data import iter_paragraphs
+from .distributed import Distributed, barrier
+from .model import load_pretraining_model
+from .settings import Settings
+
+
+def build_tokenizer(settings: Settings, source: Optional[Path], output_dir: Path,
+                    dist_info: Distributed) -> PieceTokenizer:
+    """The checkpoint's tokenizer, or one learnt from the raw text (kept in OUTPUT_DIR/vocab,
+    learnt by the main process, read by all)."""
+    if source is not None:
+        return load_piece_tokenizer(source)
+    vocab_dir = output_dir / "vocab"
+    if dist_info.main and not (vocab_dir / TOKENIZER_JSON).is_file():
+        paragraphs = iter_paragraphs(settings.raw)
+        if settings.tokenizer_train_limit:
+            paragraphs = (p for i, p in zip(range(settings.tokenizer_train_limit), paragraphs))
+        tokenizer = train_wordpiece(paragraphs, settings.vocab_size, lowercase=settings.lowercase,
+                                    min_frequency=settings.min_frequency)
+        save_piece_tokenizer(tokenizer, vocab_dir, settings.lowercase)
+    barrier(dist_info)
+    return load_piece_tokenizer(vocab_dir)
+
+
+def build_model(settings: Settings, source: Optional[Path],
+                tokenizer: PieceTokenizer) -> Tuple[BertForPreTraining, BertConfig]:
+    """A new model of [model]'s sizes, or the checkpoint's, checked against its tokenizer
+    and [objective] max_length."""
+    if source is None:
+        sizes = {**settings.model, "vocab_size": tokenizer.vocab_size,
+                 "max_position_embeddings": max(settings.model.get("max_position_embeddings", 512), settings.max_length),
+                 "pad_token_id": tokenizer.pad_id}
+        config = BertConfig.from_dict(sizes)
+        return BertForPreTraining(config), config
+    model, config, _ = load_pretraining_model(source)
+    if tokenizer.vocab_size != config.vocab_size:
+        tokenizer_file = source / (TOKENIZER_JSON if (source / TOKENIZER_JSON).is_file() else VOCAB_TXT)
+        raise CheckpointError(tokenizer_file, f"the tokenizer has {tokenizer.vocab_size} entries but config.json "
+                                              f"says vocab_size = {config.vocab_size}: the vocabulary does not "
+                                              f"belong to these weights")
+    if settings.max_length > config.max_position_embeddings:
+        raise ValueError(f"[objective] max_length {settings.max_length} is over the checkpoint's "
+                         f"max_position_embeddings ({config.max_position_embeddings})")
+    return model, config

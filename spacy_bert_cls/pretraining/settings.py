@@ -1,0 +1,164 @@
+"""A pretraining config's [paths], [model], [tokenizer], [objective] and [training] sections,
+checked: each section is a pydantic model (strict types, no unknown keys), and the first
+problem found becomes a one-line ValueError that names the config, the section and the key.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from thinc.api import Config
+
+from ..pytorch.config import BertConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Paths(_Section):
+    raw: Optional[Path] = Field(None, strict=False)
+    dev: Optional[Path] = Field(None, strict=False)
+    bert: Optional[Path] = Field(None, strict=False)
+    vectors: Any = None
+    init_tok2vec: Any = None
+
+
+class _Tokenizer(_Section):
+    vocab_size: int = Field(8000, ge=1)
+    lowercase: bool = True
+    min_frequency: int = 2
+    train_limit: int = 0
+
+
+class _Objective(_Section):
+    max_length: int = 128
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = False
+    nsp: bool = True
+    short_seq_probability: float = 0.1
+
+
+class _Training(_Section):
+    seed: int = 0
+    batch_size: int = Field(32, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_steps: int = Field(1000, ge=1)
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
+    log_every: int = Field(10, ge=1)
+    eval_every: int = Field(500, ge=1)
+    eval_batches: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    # True in configs that continue a checkpoint (pretrain_continue.cfg): [paths] bert is required.
+    from_checkpoint: bool = False
+
+
+SECTIONS = {"paths": _Paths, "tokenizer": _Tokenizer, "objective": _Objective, "training": _Training}
+# The order in which values under their minimum of 1 are reported.
+AT_LEAST_ONE = ("batch_size", "gradient_accumulation", "max_steps", "log_every", "eval_every",
+                "eval_batches", "checkpoint_every", "keep_checkpoints", "vocab_size")
+KINDS = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
+         "literal_error": "str", "path_type": "Path"}
+
+
+@dataclass
+class Settings:
+    """The [paths], [model], [tokenizer], [objective] and [training] sections, checked."""
+
+    raw: Path
+    dev: Optional[Path]
+    bert: Optional[Path]
+    model: Dict[str, Any]
+    vocab_size: int
+    lowercase: bool
+    min_frequency: int
+    tokenizer_train_limit: int
+    max_length: int
+    mlm_probability: float
+    whole_word_masking: bool
+    nsp: bool
+    short_seq_probability: float
+    seed: int
+    batch_size: int
+    gradient_accumulation: int
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    max_steps: int
+    max_grad_norm: float
+    mixed_precision: str
+    log_every: int
+    eval_every: int
+    eval_batches: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    from_checkpoint: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, source: str = "config") -> "Settings":
+        """source: what to call the config in messages (its file name)."""
+        sections = {name: dict(config.get(name, {})) for name in SECTIONS}
+        model = dict(config.get("model", {}))
+        checked, errors = _validate(sections)
+        problem = (_unknown_keys(errors, source) or _unknown_model_keys(model, source)
+                   or _missing_raw(sections["paths"], source) or _invalid_value(errors, source))
+        if problem:
+            raise ValueError(problem)
+        paths, tokenizer = checked["paths"], checked["tokenizer"]
+        return cls(raw=paths.raw, dev=paths.dev, bert=paths.bert, model=model,
+                   vocab_size=tokenizer.vocab_size, lowercase=tokenizer.lowercase,
+                   min_frequency=tokenizer.min_frequency, tokenizer_train_limit=tokenizer.train_limit,
+                   **checked["objective"].model_dump(), **checked["training"].model_dump())
+
+
+def _validate(sections: Dict[str, Dict[str, Any]]) -> Tuple[Dict[str, BaseModel], Dict[str, List[dict]]]:
+    checked, errors = {}, {}
+    for name, model in SECTIONS.items():
+        try:
+            checked[name] = model.model_validate(sections[name])
+        except ValidationError as err:
+            errors[name] = err.errors()
+    return checked, errors
+
+
+def _unknown_keys(errors: Dict[str, List[dict]], source: str) -> Optional[str]:
+    for section in SECTIONS:
+        unknown = sorted(e["loc"][0] for e in errors.get(section, []) if e["type"] == "extra_forbidden")
+        if unknown:
+            return f"{source}: unknown setting(s) in [{section}]: {', '.join(unknown)}"
+    return None
+
+
+def _unknown_model_keys(model: Dict[str, Any], source: str) -> Optional[str]:
+    unknown = set(model) - set(BertConfig.__dataclass_fields__) - {"vocab_size"}
+    if model and unknown:
+        return f"{source}: unknown setting(s) in [model]: {', '.join(sorted(unknown))}"
+    return None
+
+
+def _missing_raw(paths: Dict[str, Any], source: str) -> Optional[str]:
+    if paths.get("raw") is None:
+        return f"{source}: [paths] raw is not set: pass --paths.raw FILE (.txt or .jsonl)"
+    return None
+
+
+def _invalid_value(errors: Dict[str, List[dict]], source: str) -> Optional[str]:
+    """The first wrong value: a wrong type (in the sections' order), then a count under 1,
+    then a mixed_precision that is none of its choices."""
+    found = []
+    for position, (section, error) in enumerate((s, e) for s in SECTIONS for e in errors.get(s, [])):
+        name, value, kind = error["loc"][0], error["input"], error["type"]
+        if kind == "greater_than_equal":
+            found.append((1, AT_LEAST_ONE.index(name), f"{source}: {name} must be at least 1, got {value}"))
+        elif kind == "literal_error" and isinstance(value, str):
+            found.append((2, 0, f"{source}: [training] {name} must be auto, none, bf16 or fp16, got {value!r}"))
+        elif kind in KINDS:
+            found.append((0, position, f"{source}: [{section}] {name} must be {KINDS[kind]}, got {value!r}"))
+        else:
+            found.append((0, position, f"{source}: [{section}] {name}: {error['msg']}, got {value!r}"))
+    return min(found)[2] if found else None
