@@ -74,8 +74,8 @@ setup(
             "spacy-bert-cls.Tokenizer.v1 = spacy_bert_cls.safe_tokenizer:create_tokenizer_v1",
         ],
         "spacy_readers": [
-            "spacy-bert-cls.Corpus.v1 = spacy_bert_cls.corpus:create_corpus_reader_v1",
-            "spacy-bert-cls.MergedCorpus.v1 = spacy_bert_cls.corpus:create_merged_corpus_reader_v1",
+            "spacy-bert-cls.Corpus.v1 = spacy_bert_cls.data.readers:create_corpus_reader_v1",
+            "spacy-bert-cls.MergedCorpus.v1 = spacy_bert_cls.data.merged:create_merged_corpus_reader_v1",
         ],
         "console_scripts": [
             "spacy-bert-cls = spacy_bert_cls.cli:main",

@@ -19,7 +19,7 @@ import spacy
 sys.path.insert(0, str(Path(__file__).resolve().parent / "accuracy"))
 from score import expected_calibration_error  # noqa: E402
 
-from spacy_bert_cls.corpus import create_corpus_reader_v1  # noqa: E402
+from spacy_bert_cls.data.readers import create_corpus_reader_v1  # noqa: E402
 
 N_BINS = 15
 

@@ -11,19 +11,14 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 
 from .checkpoint.io import atomic_path
-from .corpus import (
-    DOCSTART,
-    _conll_fields,
-    _iter_lines,
-    collect_textcat_labels,
-    is_valid_tag,
-    read_conll,
-    read_textcat_jsonl,
-    resolve_format,
-    tags_to_spans,
-)
+from .data.conll import DOCSTART, read_conll
+from .data.conll import conll_fields as _conll_fields
+from .data.formats import resolve_format
+from .data.jsonl import collect_textcat_labels, read_textcat_jsonl
+from .data.lines import iter_lines as _iter_lines
 from .errors import DataError
 from .pretraining.data import iter_documents
+from .tags import is_valid_tag, tags_to_spans
 
 SCHEMES = ("iob2", "any")
 

@@ -19,7 +19,7 @@ from spacy.language import Language
 from spacy.training import Example
 
 from .checkpoint.io import atomic_path
-from .corpus import create_corpus_reader_v1
+from .data.readers import create_corpus_reader_v1
 from .errors import DataError
 
 PathLike = Union[str, Path]

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import spacy
 
-from .corpus import create_corpus_reader_v1
+from .data.readers import create_corpus_reader_v1
 
 PathLike = Union[str, Path]
 

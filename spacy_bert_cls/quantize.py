@@ -32,7 +32,7 @@ def calibration_texts(path: PathLike, limit: int) -> List[str]:
     if not path.is_file():
         raise DataError(path, None, "no such file")
     if path.suffix in (".jsonl", ".conll", ".iob", ".tsv", ".spacy"):
-        from .corpus import create_corpus_reader_v1
+        from .data.readers import create_corpus_reader_v1
 
         reader = create_corpus_reader_v1(path)
         texts = [eg.reference.text for eg in islice(reader(spacy.blank("en")), limit)]

@@ -8,17 +8,11 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
-from spacy_bert_cls.corpus import (
-    BertClsCorpus,
-    collect_textcat_labels,
-    conll_to_example,
-    create_corpus_reader_v1,
-    read_conll,
-    read_textcat_jsonl,
-    tags_to_biluo,
-    tags_to_spans,
-)
+from spacy_bert_cls.data.conll import conll_to_example, read_conll
+from spacy_bert_cls.data.jsonl import collect_textcat_labels, read_textcat_jsonl
+from spacy_bert_cls.data.readers import BertClsCorpus, create_corpus_reader_v1
 from spacy_bert_cls.errors import DataError
+from spacy_bert_cls.tags import tags_to_biluo, tags_to_spans
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -433,7 +427,7 @@ def test_real_rotten_tomatoes_validation(nlp):
 
 
 def test_merged_corpus_interleaves_and_keeps_annotations_apart(tmp_path):
-    from spacy_bert_cls.corpus import create_merged_corpus_reader_v1
+    from spacy_bert_cls.data.merged import create_merged_corpus_reader_v1
 
     cats = tmp_path / "c.jsonl"
     cats.write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n{"text": "ok", "label": "pos"}\n')
@@ -451,7 +445,7 @@ def test_merged_corpus_balance_repeats_the_rarer_kind(tmp_path):
     import random
 
     from spacy_bert_cls.convert import convert
-    from spacy_bert_cls.corpus import create_merged_corpus_reader_v1
+    from spacy_bert_cls.data.merged import create_merged_corpus_reader_v1
 
     cats = tmp_path / "c.jsonl"
     cats.write_text("".join(f'{{"text": "t{i}", "label": "pos"}}\n' for i in range(5)))

@@ -329,7 +329,7 @@ def test_malformed_pretraining_text(tmp_path, case):
 def test_spacy_file_that_is_not_a_docbin(tmp_path):
     import spacy
 
-    from spacy_bert_cls.corpus import create_corpus_reader_v1
+    from spacy_bert_cls.data.readers import create_corpus_reader_v1
 
     path = tmp_path / "train.spacy"
     path.write_bytes(b"\x00not msgpack at all\xff" * 10)

@@ -59,7 +59,7 @@ def read_textcat(path: Path, label_field: str) -> List[dict]:
 
 def read_ner(path: Path) -> List[Tuple[List[str], List[str]]]:
     """The sentences of a CoNLL file, read the way training reads them."""
-    from spacy_bert_cls.corpus import read_conll
+    from spacy_bert_cls.data.conll import read_conll
 
     return list(read_conll(path))
 
@@ -121,14 +121,14 @@ def textcat_labels(name: str, source: Path, records: List[dict], field: str) -> 
 
 
 def ner_labels(sentences) -> List[str]:
-    from spacy_bert_cls.corpus import tags_to_spans
+    from spacy_bert_cls.tags import tags_to_spans
 
     return sorted({label for _, tags in sentences for _, _, label in tags_to_spans(tags)})
 
 
 def counts(task: str, items: list, field: str = "") -> dict:
     if task == "ner":
-        from spacy_bert_cls.corpus import tags_to_spans
+        from spacy_bert_cls.tags import tags_to_spans
 
         return {
             "sentences": len(items),

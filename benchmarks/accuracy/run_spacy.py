@@ -78,7 +78,7 @@ def count_examples(path: Path, task: str) -> int:
     if task in TEXTCAT_TASKS:
         with path.open(encoding="utf8") as file_:
             return sum(1 for line in file_ if line.strip())
-    from spacy_bert_cls.corpus import read_conll
+    from spacy_bert_cls.data.conll import read_conll
 
     return sum(1 for _ in read_conll(path))
 
@@ -228,7 +228,7 @@ def predict_textcat(nlp, path: Path, labels: List[str]) -> List[dict]:
 def predict_ner(nlp, path: Path) -> List[dict]:
     from spacy.tokens import Span
 
-    from spacy_bert_cls.corpus import read_conll
+    from spacy_bert_cls.data.conll import read_conll
 
     docs = [conll_doc(nlp.vocab, words) for words, _ in read_conll(path)]
     has_confidence = Span.has_extension("confidence")

@@ -268,7 +268,8 @@ def read_gold(data: Path, split: str, task: str) -> list:
     """The gold of a prepared split: labels (textcat), label lists (multi-label) or entity
     lists (NER, (start, end, label) over the CoNLL tokens)."""
     if task == "ner":
-        from spacy_bert_cls.corpus import read_conll, tags_to_spans
+        from spacy_bert_cls.data.conll import read_conll
+        from spacy_bert_cls.tags import tags_to_spans
 
         return [tags_to_spans(tags) for _, tags in read_conll(data / f"{split}.conll")]
     records = read_jsonl(data / f"{split}.jsonl")

@@ -295,7 +295,7 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     """
     import spacy
 
-    from ..corpus import create_corpus_reader_v1
+    from ..data.readers import create_corpus_reader_v1
     from ..saving import save_pipeline
 
     nlp = spacy.load(pipeline)
@@ -318,7 +318,7 @@ class ThresholdTuner:
         self.limit = limit
 
     def __call__(self, nlp: Language) -> Language:
-        from ..corpus import create_corpus_reader_v1
+        from ..data.readers import create_corpus_reader_v1
 
         pipe = nlp.get_pipe(self.component)
         reader = create_corpus_reader_v1(self.path, limit=self.limit, labels=list(pipe.labels))
