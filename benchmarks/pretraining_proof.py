@@ -88,7 +88,7 @@ def main() -> None:
         run([python, "-m", "spacy_bert_cls", "pretrain", ROOT / "configs" / "pretrain.cfg", scratch,
              "--paths.raw", DATASETS / "gutenberg_en" / "train.txt", "--paths.dev", DATASETS / "gutenberg_en" / "valid.txt",
              "--training.max_steps", args.steps, "--training.warmup_steps", max(1, args.steps // 10),
-             "--training.eval_every", max(1, args.steps // 6), "--training.checkpoint_every", max(1, args.steps // 6),
+             "--training.eval_frequency", max(1, args.steps // 6), "--training.checkpoint_every", max(1, args.steps // 6),
              *resume], logs / "pretrain_scratch.log", args.threads)
     evals = [r for r in score_csv(scratch / "log.csv") if r["kind"] == "eval"]
     trains = [r for r in score_csv(scratch / "log.csv") if r["kind"] == "train"]
@@ -135,7 +135,7 @@ def main() -> None:
         run([python, "-m", "spacy_bert_cls", "pretrain", ROOT / "configs" / "pretrain_continue.cfg", adapted,
              "--paths.bert", minilm, "--paths.raw", text, "--paths.dev", dev_text,
              "--training.max_steps", args.continue_steps, "--training.warmup_steps", max(1, args.continue_steps // 10),
-             "--training.eval_every", max(1, args.continue_steps // 3),
+             "--training.eval_frequency", max(1, args.continue_steps // 3),
              "--training.checkpoint_every", max(1, args.continue_steps // 3), *resume], logs / "pretrain_wnut17.log", args.threads)
     evals = [r for r in score_csv(adapted / "log.csv") if r["kind"] == "eval"]
     summary["wnut17_continued"] = {"dev_perplexity_before": float(evals[0]["mlm_perplexity"]),

@@ -45,7 +45,7 @@ class Runner:
         no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "norm" in n]
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=settings.learning_rate)
+            lr=settings.learn_rate)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.precision = self._precision()
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == torch.float16 else None
@@ -128,22 +128,22 @@ class Runner:
         barrier(self.dist)
 
     def _train_step(self, batches: Iterator[Batch], window: Dict[str, float]) -> None:
-        """One optimizer step over gradient_accumulation batches; their losses added to `window`."""
+        """One optimizer step over accumulate_gradient batches; their losses added to `window`."""
         s = self.s
         self.train_model.train()
-        for micro in range(s.gradient_accumulation):
+        for micro in range(s.accumulate_gradient):
             batch = next(batches)
             self.batches_read += 1
-            generator = step_generator(s.seed, self.step * s.gradient_accumulation + micro, self.dist.rank)
+            generator = step_generator(s.seed, self.step * s.accumulate_gradient + micro, self.dist.rank)
             out = self.losses(self.train_model, batch, generator)
             mlm_mean = out["mlm"] / out["n_masked"].clamp(min=1)
             loss = mlm_mean + (out["nsp"] if s.nsp else 0.0)
-            scaled = loss / s.gradient_accumulation
+            scaled = loss / s.accumulate_gradient
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             self._add_to_window(window, out, float(loss.detach()), batch.n_pieces)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -156,11 +156,11 @@ class Runner:
     def _add_to_window(self, window: Dict[str, float], out: Dict[str, torch.Tensor], loss: float,
                        n_pieces: int) -> None:
         values = {k: float(v.detach()) for k, v in out.items()}
-        window["loss"] += loss / self.s.gradient_accumulation
+        window["loss"] += loss / self.s.accumulate_gradient
         window["mlm"] += values["mlm"]
         window["n_masked"] += values["n_masked"]
         if self.s.nsp:
-            window["nsp"] += values["nsp"] / self.s.gradient_accumulation
+            window["nsp"] += values["nsp"] / self.s.accumulate_gradient
             window["nsp_right"] += values["nsp_right"]
             window["n_pairs"] += values["n_pairs"]
         window["pieces"] += n_pieces
@@ -175,7 +175,7 @@ class Runner:
                 show_progress(row, s.max_steps)
                 append_row(self.log_path, row, self.started)
             window = {k: 0 for k in window}
-        if s.dev is not None and (self.step % s.eval_every == 0 or self.step == s.max_steps) and self.dist.main:
+        if s.dev is not None and (self.step % s.eval_frequency == 0 or self.step == s.max_steps) and self.dist.main:
             row = self.evaluate()
             show_progress(row, s.max_steps, kind="eval")
             append_row(self.log_path, row, self.started, kind="eval")

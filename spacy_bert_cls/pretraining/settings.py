@@ -1,7 +1,11 @@
 """A pretraining config's [paths], [model], [tokenizer], [objective] and [training] sections,
 checked: each section is a pydantic model (strict types, no unknown keys), and the first
 problem found becomes a one-line ValueError that names the config, the section and the key.
+
+[training] takes spaCy's training config words (learn_rate, grad_clip, accumulate_gradient,
+eval_frequency); the older names are still read, with a warning.
 """
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
@@ -10,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from thinc.api import Config
 
 from ..pytorch.config import BertConfig
+
+# The pretrain run's messages keep the logger name they had before train.py was split.
+logger = logging.getLogger("spacy_bert_cls.pretraining.train")
+
+# [training]: old name -> spaCy's training config word.
+RENAMED = {"learning_rate": "learn_rate", "max_grad_norm": "grad_clip",
+           "gradient_accumulation": "accumulate_gradient", "eval_every": "eval_frequency"}
 
 
 class _Section(BaseModel):
@@ -42,15 +53,15 @@ class _Objective(_Section):
 class _Training(_Section):
     seed: int = 0
     batch_size: int = Field(32, ge=1)
-    gradient_accumulation: int = Field(1, ge=1)
-    learning_rate: float = 1e-4
+    accumulate_gradient: int = Field(1, ge=1)
+    learn_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 0
     max_steps: int = Field(1000, ge=1)
-    max_grad_norm: float = 1.0
+    grad_clip: float = 1.0
     mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
     log_every: int = Field(10, ge=1)
-    eval_every: int = Field(500, ge=1)
+    eval_frequency: int = Field(500, ge=1)
     eval_batches: int = Field(50, ge=1)
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
@@ -60,7 +71,7 @@ class _Training(_Section):
 
 SECTIONS = {"paths": _Paths, "tokenizer": _Tokenizer, "objective": _Objective, "training": _Training}
 # The order in which values under their minimum of 1 are reported.
-AT_LEAST_ONE = ("batch_size", "gradient_accumulation", "max_steps", "log_every", "eval_every",
+AT_LEAST_ONE = ("batch_size", "accumulate_gradient", "max_steps", "log_every", "eval_frequency",
                 "eval_batches", "checkpoint_every", "keep_checkpoints", "vocab_size")
 KINDS = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
          "literal_error": "str", "path_type": "Path"}
@@ -85,15 +96,15 @@ class Settings:
     short_seq_probability: float
     seed: int
     batch_size: int
-    gradient_accumulation: int
-    learning_rate: float
+    accumulate_gradient: int
+    learn_rate: float
     weight_decay: float
     warmup_steps: int
     max_steps: int
-    max_grad_norm: float
+    grad_clip: float
     mixed_precision: str
     log_every: int
-    eval_every: int
+    eval_frequency: int
     eval_batches: int
     checkpoint_every: int
     keep_checkpoints: int
@@ -103,10 +114,11 @@ class Settings:
     def from_config(cls, config: Config, source: str = "config") -> "Settings":
         """source: what to call the config in messages (its file name)."""
         sections = {name: dict(config.get(name, {})) for name in SECTIONS}
+        written = _rename_deprecated(sections["training"], source)
         model = dict(config.get("model", {}))
         checked, errors = _validate(sections)
         problem = (_unknown_keys(errors, source) or _unknown_model_keys(model, source)
-                   or _missing_raw(sections["paths"], source) or _invalid_value(errors, source))
+                   or _missing_raw(sections["paths"], source) or _invalid_value(errors, source, written))
         if problem:
             raise ValueError(problem)
         paths, tokenizer = checked["paths"], checked["tokenizer"]
@@ -114,6 +126,23 @@ class Settings:
                    vocab_size=tokenizer.vocab_size, lowercase=tokenizer.lowercase,
                    min_frequency=tokenizer.min_frequency, tokenizer_train_limit=tokenizer.train_limit,
                    **checked["objective"].model_dump(), **checked["training"].model_dump())
+
+
+def _rename_deprecated(training: Dict[str, Any], source: str) -> Dict[str, str]:
+    """Old [training] names -> their new names, in place, each with a warning; both an
+    old name and its new one is an error. RETURNS new name -> the name the config used."""
+    written = {}
+    for old, new in RENAMED.items():
+        if old not in training:
+            continue
+        if new in training:
+            raise ValueError(f"{source}: [training] sets both {old} and {new}, the same setting ({old} is "
+                             f"its old name): keep {new} only")
+        logger.warning("%s: [training] %s is deprecated: call it %s (spaCy's training config word); "
+                       "the old name will stop working in a later version", source, old, new)
+        training[new] = training.pop(old)
+        written[new] = old
+    return written
 
 
 def _validate(sections: Dict[str, Dict[str, Any]]) -> Tuple[Dict[str, BaseModel], Dict[str, List[dict]]]:
@@ -147,14 +176,15 @@ def _missing_raw(paths: Dict[str, Any], source: str) -> Optional[str]:
     return None
 
 
-def _invalid_value(errors: Dict[str, List[dict]], source: str) -> Optional[str]:
+def _invalid_value(errors: Dict[str, List[dict]], source: str, written: Dict[str, str]) -> Optional[str]:
     """The first wrong value: a wrong type (in the sections' order), then a count under 1,
     then a mixed_precision that is none of its choices."""
     found = []
     for position, (section, error) in enumerate((s, e) for s in SECTIONS for e in errors.get(s, [])):
-        name, value, kind = error["loc"][0], error["input"], error["type"]
+        key, value, kind = error["loc"][0], error["input"], error["type"]
+        name = written.get(key, key) if section == "training" else key
         if kind == "greater_than_equal":
-            found.append((1, AT_LEAST_ONE.index(name), f"{source}: {name} must be at least 1, got {value}"))
+            found.append((1, AT_LEAST_ONE.index(key), f"{source}: {name} must be at least 1, got {value}"))
         elif kind == "literal_error" and isinstance(value, str):
             found.append((2, 0, f"{source}: [training] {name} must be auto, none, bf16 or fp16, got {value!r}"))
         elif kind in KINDS:

@@ -108,7 +108,7 @@ def _config(raw: Path, dev=None, **objective) -> Config:
     config["tokenizer"].update({"vocab_size": 200, "min_frequency": 1})
     config["objective"].update({"max_length": 16, **objective})
     config["training"].update({"max_steps": 1, "batch_size": 2, "warmup_steps": 0, "log_every": 1,
-                               "eval_every": 1, "eval_batches": 1, "checkpoint_every": 1})
+                               "eval_frequency": 1, "eval_batches": 1, "checkpoint_every": 1})
     return config
 
 

@@ -138,7 +138,7 @@ def _config(**training):
     config["tokenizer"]["vocab_size"] = 800
     config["objective"]["max_length"] = 64
     config["training"].update({"max_steps": 12, "batch_size": 8, "warmup_steps": 3, "log_every": 4,
-                               "eval_every": 6, "eval_batches": 2, "checkpoint_every": 4,
+                               "eval_frequency": 6, "eval_batches": 2, "checkpoint_every": 4,
                                "keep_checkpoints": 5, **training})
     return config
 
@@ -181,7 +181,7 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
 def test_continue_from_a_checkpoint_without_mlm_head_and_fill_mask(tiny_checkpoint, tmp_path):
     config = Config().from_disk(ROOT / "configs" / "pretrain_continue.cfg")
     config["paths"].update({"raw": str(RAW), "dev": str(RAW), "bert": str(tiny_checkpoint)})
-    config["training"].update({"max_steps": 4, "batch_size": 4, "log_every": 2, "eval_every": 4,
+    config["training"].update({"max_steps": 4, "batch_size": 4, "log_every": 2, "eval_frequency": 4,
                                "eval_batches": 1, "checkpoint_every": 4})
     config["objective"]["max_length"] = 32
     out = pretrain(config, tmp_path / "cont")
@@ -226,7 +226,7 @@ def test_config_errors_name_the_setting(tmp_path):
 def test_torchrun_two_processes_gloo(tmp_path):
     pytest.importorskip("torch.distributed.run")
     config = tmp_path / "pretrain.cfg"
-    _config(max_steps=4, checkpoint_every=4, eval_every=4).to_disk(config)
+    _config(max_steps=4, checkpoint_every=4, eval_frequency=4).to_disk(config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
@@ -238,7 +238,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
 
 def test_model_last_loads_in_transformers_with_the_same_logits(tmp_path):
     transformers = pytest.importorskip("transformers")
-    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_every=2), tmp_path / "run")
+    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_frequency=2), tmp_path / "run")
     hf = transformers.BertForPreTraining.from_pretrained(str(out)).eval()
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(out))
     ours_tokenizer = load_piece_tokenizer(out)
@@ -261,7 +261,7 @@ def test_fill_mask_command(tmp_path):
 
     from spacy_bert_cls.cli import app
 
-    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_every=2), tmp_path / "run")
+    out = pretrain(_config(max_steps=2, checkpoint_every=2, eval_frequency=2), tmp_path / "run")
     result = CliRunner().invoke(app, ["fill-mask", str(out), "the [MASK] was cold .", "--top-k", "2"])
     assert result.exit_code == 0, result.output
     assert "[MASK] 1:" in result.output

@@ -45,7 +45,7 @@ def pretrain_config(path: Path, max_steps: int = 24, checkpoint_every: int = 2) 
     config["tokenizer"]["vocab_size"] = 800
     config["objective"]["max_length"] = 64
     config["training"].update({"max_steps": max_steps, "batch_size": 8, "warmup_steps": 3, "log_every": 2,
-                               "eval_every": 12, "eval_batches": 2, "checkpoint_every": checkpoint_every,
+                               "eval_frequency": 12, "eval_batches": 2, "checkpoint_every": checkpoint_every,
                                "keep_checkpoints": 2})
     config.to_disk(path)
     return path

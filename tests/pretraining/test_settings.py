@@ -1,0 +1,75 @@
+"""[training]'s spaCy words (learn_rate, grad_clip, accumulate_gradient, eval_frequency):
+the old names still work, each with a warning that names old and new; both names of one
+setting is an error."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from thinc.api import Config
+
+from spacy_bert_cls.pretraining.settings import RENAMED, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = ROOT / "corpus" / "raw" / "pretrain.txt"
+NEW_VALUES = {"learn_rate": 0.001, "grad_clip": 0.5, "accumulate_gradient": 2, "eval_frequency": 7}
+
+
+def _config(**training) -> Config:
+    config = Config().from_disk(ROOT / "configs" / "pretrain.cfg")
+    config["paths"]["raw"] = str(RAW)
+    for new in RENAMED.values():
+        del config["training"][new]
+    config["training"].update(training)
+    return config
+
+
+def test_shipped_configs_use_the_new_names():
+    for name in ("pretrain.cfg", "pretrain_continue.cfg"):
+        training = Config().from_disk(ROOT / "configs" / name)["training"]
+        assert set(RENAMED.values()) <= set(training) and not set(RENAMED) & set(training), name
+
+
+def test_old_names_still_work_and_warn(caplog):
+    old_values = {old: NEW_VALUES[new] for old, new in RENAMED.items()}
+    with caplog.at_level("WARNING"):
+        old = Settings.from_config(_config(**old_values), source="old.cfg")
+    assert old == Settings.from_config(_config(**NEW_VALUES), source="new.cfg")
+    assert (old.learn_rate, old.grad_clip, old.accumulate_gradient, old.eval_frequency) == (0.001, 0.5, 2, 7)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == len(RENAMED)
+    for old_name, new_name in RENAMED.items():
+        assert any(f"old.cfg: [training] {old_name} is deprecated: call it {new_name}" in w for w in warnings)
+
+
+def test_new_names_do_not_warn(caplog):
+    with caplog.at_level("WARNING"):
+        Settings.from_config(_config(**NEW_VALUES))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_old_and_new_name_together_is_an_error(old):
+    new = RENAMED[old]
+    with pytest.raises(ValueError, match=rf"both.cfg: \[training\] sets both {old} and {new}.*keep {new} only"):
+        Settings.from_config(_config(**{old: NEW_VALUES[new], new: NEW_VALUES[new]}), source="both.cfg")
+
+
+def test_a_wrong_value_under_an_old_name_is_reported_under_that_name():
+    with pytest.raises(ValueError, match=r"\[training\] learning_rate must be float, got 'fast'"):
+        Settings.from_config(_config(learning_rate="fast"))
+    with pytest.raises(ValueError, match=r"eval_every must be at least 1, got 0"):
+        Settings.from_config(_config(eval_every=0))
+
+
+def test_the_cli_shows_the_warning(tmp_path):
+    """A user sees it: printed by the pretrain command, not a silent DeprecationWarning."""
+    config = _config(eval_every=5, batch_sise=8)  # the unknown key stops the run before any work
+    path = tmp_path / "old.cfg"
+    config.to_disk(path)
+    result = subprocess.run([sys.executable, "-m", "spacy_bert_cls", "pretrain", str(path), str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert "[training] eval_every is deprecated: call it eval_frequency" in output
+    assert "unknown setting(s) in [training]: batch_sise" in output
