@@ -5,7 +5,6 @@ exclusive classes; entity P/R/F per type and examples rendered with displaCy (go
 predicted); the pretraining curves when a log.csv is given. Self-contained (images inline).
 """
 import base64
-import csv
 import html
 import io
 import json
@@ -21,6 +20,8 @@ from spacy.training import Example
 from .checkpoint.io import atomic_path
 from .data.readers import create_corpus_reader_v1
 from .errors import DataError
+from .pretraining.curves import draw_curves
+from .pretraining.log import read_log
 
 PathLike = Union[str, Path]
 
@@ -242,18 +243,8 @@ def _hex(rgb: tuple) -> str:
 
 
 def _curves_png(log_csv: Path) -> str:
-    plt = _pyplot()
-    rows = list(csv.DictReader(log_csv.open(encoding="utf8")))
-    train = [r for r in rows if r["kind"] == "train"]
-    dev = [r for r in rows if r["kind"] == "eval"]
-    figure, axes = plt.subplots(figsize=(7, 4))
-    axes.plot([int(r["step"]) for r in train], [float(r["mlm_perplexity"]) for r in train], label="train")
-    axes.plot([int(r["step"]) for r in dev], [float(r["mlm_perplexity"]) for r in dev], "o-", label="dev")
-    axes.set_yscale("log")
-    axes.set_xlabel("step")
-    axes.set_ylabel("MLM perplexity")
-    axes.legend()
-    return _png(figure)
+    """The pretraining curves' figure (the one pretrain writes as curves.png), inline."""
+    return _png(draw_curves(_pyplot(), read_log(log_csv)))
 
 
 def write_metrics(result: Dict, output: PathLike) -> None:
