@@ -53,7 +53,7 @@ setup(
             "spacy-bert-cls.BertTransformer.v1 = spacy_bert_cls.models.transformer:build_bert_transformer_v1",
             "spacy-bert-cls.BertListener.v1 = spacy_bert_cls.models.listener:build_bert_listener_v1",
             "spacy-bert-cls.BertDocListener.v1 = spacy_bert_cls.models.listener:build_bert_doc_listener_v1",
-            "spacy-bert-cls.BertInlineListener.v1 = spacy_bert_cls.models.listener:build_bert_inline_listener_v1",
+            "spacy-bert-cls.BertInlineListener.v1 = spacy_bert_cls.models.inline_listener:build_bert_inline_listener_v1",
             "spacy-bert-cls.BertClassifier.v1 = spacy_bert_cls.models.heads:build_bert_classifier_v1",
             "spacy-bert-cls.BertTagger.v1 = spacy_bert_cls.models.heads:build_bert_tagger_v1",
         ],

@@ -213,9 +213,6 @@ def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]
         model_dir's own.
     RETURNS (Language): the pipeline, `bert` + `bert_textcat` or `bert` + `bert_ner`.
     """
-    import spacy
-    from spacy.training import Example
-
     model_dir = Path(model_dir)
     if task not in (None, "textcat", "ner"):
         raise ValueError(f"task must be 'textcat' or 'ner', got {task!r}")
@@ -335,7 +332,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     """
     import spacy
 
-    from ..models.listener import InlineBertListener
+    from ..models.inline_listener import InlineBertListener
     from ..models.pieces import get_piece_tokenizer
     from ..models.transformer import get_bert_model
     from ..pipeline.bert import BertTransformer

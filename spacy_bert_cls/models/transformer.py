@@ -7,7 +7,7 @@ from thinc.api import Model
 from ..pytorch.config import BertConfig
 from ..pytorch.encoder import BertModel
 from .encoder import build_windowed_encoder, get_windowed_bert
-from .listener import replace_listener, replace_listener_cfg
+from .inline_listener import replace_listener, replace_listener_cfg
 from .output import BertOutput
 from .pieces import build_piece_encoder, get_piece_tokenizer
 

@@ -10,7 +10,8 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..models.encoder import clip_encoder_gradient, get_bert_shim, get_windowed_bert
-from ..models.listener import BertListener, store_outputs
+from ..models.listener import BertListener
+from ..models.output_table import store_outputs
 from ..models.output import BertGrad, BertOutput
 
 DEFAULT_BERT_MODEL = """

@@ -31,7 +31,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
-from ..models.listener import BertListener, take_outputs
+from ..models.listener import BertListener
 from ..tokenization.words import word_starts
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class BertEntityRecognizer(TrainablePipe):
         output_layer = self.model.get_ref("output_layer")
         n_tags = len(self.scheme.tags)
         result = []
-        for doc, output in zip(docs, take_outputs(listener, docs)):
+        for doc, output in zip(docs, listener.take_outputs(docs)):
             if output is None or output.piece_offsets is None:  # initialisation: no pieces yet
                 result.append(PieceLogits(self.model.ops.alloc2f(0, n_tags), numpy.zeros((0, 2), dtype="int64")))
             else:

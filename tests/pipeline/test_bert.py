@@ -10,7 +10,7 @@ from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
 from spacy_bert_cls.errors import CheckpointError, ListenerError
-from spacy_bert_cls.models import listener as listener_module
+from spacy_bert_cls.models import output_table
 from spacy_bert_cls.models.loaders import build_hf_loader_v1
 from spacy_bert_cls.models.transformer import get_bert_model
 
@@ -150,7 +150,7 @@ def test_trained_pipeline_pickles(trained):
 def test_nothing_is_left_behind_after_the_pipeline(trained):
     nlp, _ = trained
     docs = list(nlp.pipe(TEXTS))
-    assert not any(doc in listener_module._OUTPUTS for doc in docs)
+    assert not any(doc in output_table._OUTPUTS for doc in docs)
     assert all(doc.tensor.size == 0 for doc in docs)
 
 
@@ -279,10 +279,10 @@ def test_disabled_listener_component_keeps_only_the_docs_own_output(trained):
     nlp, _ = trained
     with nlp.select_pipes(disable=["ner"]):
         docs = list(nlp.pipe(TEXTS[:4]))
-    pending = listener_module._OUTPUTS[docs[0]]["bert"]
+    pending = output_table._OUTPUTS[docs[0]]["bert"]
     assert pending.output.pieces.base is None  # a copy, not a view of the batch's array
     del docs
     import gc
 
     gc.collect()
-    assert len(listener_module._OUTPUTS) == 0
+    assert len(output_table._OUTPUTS) == 0

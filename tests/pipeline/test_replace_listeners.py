@@ -9,7 +9,7 @@ import torch
 from thinc.api import Adam, Config, fix_random_seed
 
 from spacy_bert_cls.models.encoder import get_bert_shim, get_windowed_bert
-from spacy_bert_cls.models.listener import InlineBertListener, replace_listener_cfg
+from spacy_bert_cls.models.inline_listener import InlineBertListener, replace_listener_cfg
 
 from .test_heads import TRAIN, assert_same, make_nlp, predictions, train
 

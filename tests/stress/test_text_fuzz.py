@@ -64,7 +64,7 @@ def test_generated_documents_keep_every_invariant(pipelines, figures, kind):
 def test_memory_is_flat(pipelines, figures, kind):
     """Resident memory over N_DOCS docs through nlp.pipe alone, after a warm-up: growth under
     5%. The docs are dropped as a user's loop would; nothing of ours may stay behind."""
-    from spacy_bert_cls.models import listener
+    from spacy_bert_cls.models import output_table
 
     nlp = pipelines[kind]
     stream = harness.text_stream(seed=5, n=N_DOCS + 10_000, pool_words=10_000)
@@ -80,8 +80,8 @@ def test_memory_is_flat(pipelines, figures, kind):
     figures[f"memory_{kind}"] = {k: round(v, 3) for k, v in memory.items()} | {
         "docs_after_warmup": N_DOCS, "warmup_docs": warmup, "readings": len(readings),
         "strings_per_10k_docs_after_warmup": round((after[-1] - after[0]) * 10_000 / N_DOCS),
-        "side_table_entries_left": len(listener._OUTPUTS)}
-    assert len(listener._OUTPUTS) == 0
+        "side_table_entries_left": len(output_table._OUTPUTS)}
+    assert len(output_table._OUTPUTS) == 0
     if N_DOCS >= 50_000:  # too few docs for a meaningful slope otherwise
         assert memory["growth_percent"] < 5.0, memory
 
