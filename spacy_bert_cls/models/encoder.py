@@ -1,5 +1,4 @@
 """Thinc layer: word pieces of a batch of docs -> BertOutput per doc, through the torch encoder."""
-from io import BytesIO
 from typing import Any, Dict, List, Optional, Tuple
 
 import srsly

@@ -6,7 +6,7 @@ probabilities; multi-label decisions use one threshold per label, tuned on dev d
 callback spacy-bert-cls.tune_thresholds.v1) or set by hand, saved with the pipeline.
 """
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy
 from spacy.language import Language
