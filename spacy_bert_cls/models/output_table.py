@@ -1,6 +1,6 @@
 """Where the `bert` component leaves each doc's output at prediction for its listeners.
 
-This is the package's one piece of module-global state, and it has to be: at prediction,
+This table is module-global state, and it has to be: at prediction,
 spaCy runs `bert` on a batch and then each listening component on the same docs, with no
 channel between them but the Doc. Putting the arrays on the Doc (as spacy-transformers
 does with doc._.trf_data) keeps them for the Doc's lifetime; here they wait in a table
