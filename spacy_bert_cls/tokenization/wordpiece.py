@@ -6,7 +6,6 @@ the ids are exactly those its HF tokenizer gives. Offsets align them to spaCy to
 """
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -15,6 +14,7 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, decoders
 from tokenizers.models import WordPiece
 
 from ..errors import CheckpointError
+from ..safe_tokenizer import replace_surrogates
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ DEFAULT_SPECIALS = {
     "mask_token": "[MASK]",
 }
 SPECIALS_ORDER = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-# Lone surrogates are legal in a Python str but not in UTF-8: `tokenizers` cannot take
-# them. Each becomes U+FFFD, one character for one, so offsets stay those of the doc.
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 Encoded = Tuple[numpy.ndarray, numpy.ndarray]  # (ids int64 [n], offsets int64 [n, 2])
 
@@ -73,7 +70,9 @@ class PieceTokenizer:
         RETURNS (List[Tuple[ndarray, ndarray]]): per text, the piece ids (int64, [n])
             and their character offsets into the text (int64, [n, 2]).
         """
-        clean = [_SURROGATES.sub("\ufffd", text) for text in texts]
+        # Lone surrogates are legal in a Python str but not in UTF-8: `tokenizers` cannot take
+        # them. Each becomes U+FFFD, one character for one, so offsets stay those of the doc.
+        clean = [replace_surrogates(text) for text in texts]
         encodings = self.tokenizer.encode_batch(clean, add_special_tokens=False)
         return [
             (
