@@ -1,5 +1,7 @@
-"""The tokenizer and model a pretraining run starts from: a checkpoint's (continuing it),
-or new ones (a WordPiece vocabulary learnt from the raw text, a BERT of [model]'s sizes)."""
+"""The tokenizer and model a pretraining run starts from.
+
+A checkpoint's (continuing it), or new ones (a WordPiece vocabulary learnt from the raw
+text, a BERT of [model]'s sizes)."""
 from pathlib import Path
 from typing import Optional, Tuple
 

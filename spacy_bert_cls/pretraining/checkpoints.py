@@ -1,6 +1,8 @@
-"""A run's checkpoints in OUTPUT_DIR: checkpoint-NNNNNNNN folders (an HF BertForPreTraining
-folder with the tokenizer files, plus the training state), written atomically; finding the
-newest, keeping the last few, and cleaning up what a killed run left half-written."""
+"""A pretraining run's checkpoints: writing, reading, finding the newest, keeping the last few.
+
+OUTPUT_DIR/checkpoint-NNNNNNNN folders (an HF BertForPreTraining folder with the tokenizer
+files, plus the training state), written atomically; and the clean-up of what a killed run
+left half-written."""
 import io
 import os
 import shutil

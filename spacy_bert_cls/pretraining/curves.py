@@ -1,5 +1,6 @@
-"""The pretraining curves of a log.csv: training loss, and train and dev MLM perplexity,
-against steps. One figure, drawn for OUTPUT_DIR/curves.png and for evaluate's HTML report."""
+"""The pretraining curves of a log.csv: one figure for curves.png and evaluate's report.
+
+Training loss, and train and dev MLM perplexity, against steps."""
 import logging
 from pathlib import Path
 from typing import Dict, List

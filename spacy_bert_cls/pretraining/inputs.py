@@ -1,6 +1,7 @@
-"""The checks on a run's raw and dev files, made before anything is written: each file
-readable as raw text, a warning for tagged data, and enough documents for next-sentence
-prediction."""
+"""The checks on a pretraining run's raw and dev files, made before anything is written.
+
+Each file readable as raw text, a warning for tagged data, and enough documents for
+next-sentence prediction."""
 import logging
 from pathlib import Path
 

@@ -1,7 +1,9 @@
-"""The training loop of a pretraining run: AdamW with linear warmup and decay, gradient
-accumulation and clipping, mixed precision, DDP; logging, dev evaluation, checkpoints and,
-at the end, model-last and the curves. Resumed from a checkpoint, it replays the batch
-stream and restores the random state, so that it ends where an uninterrupted run would."""
+"""The training loop of a pretraining run, from its first or a resumed step to model-last.
+
+AdamW with linear warmup and decay, gradient accumulation and clipping, mixed precision,
+DDP; logging, dev evaluation, checkpoints and, at the end, model-last and the curves.
+Resumed from a checkpoint, it replays the batch stream and restores the random state, so
+that it ends where an uninterrupted run would."""
 import logging
 import math
 import random

@@ -1,6 +1,8 @@
-"""A pretraining config's [paths], [model], [tokenizer], [objective] and [training] sections,
-checked: each section is a pydantic model (strict types, no unknown keys), and the first
-problem found becomes a one-line ValueError that names the config, the section and the key.
+"""A pretraining config's settings, checked: the Settings a run reads.
+
+The [paths], [model], [tokenizer], [objective] and [training] sections: each section is a
+pydantic model (strict types, no unknown keys), and the first problem found becomes a
+one-line ValueError that names the config, the section and the key.
 
 [training] takes spaCy's training config words (learn_rate, grad_clip, accumulate_gradient,
 eval_frequency); the older names are still read, with a warning.
