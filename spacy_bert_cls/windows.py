@@ -73,6 +73,34 @@ def plan_windows(
     overlap (str): how a piece in several windows is combined: "center" or "mean".
     max_batch_pieces (int): most padded pieces in one bucket (one encoder call).
     """
+    _check_window_args(window_size, stride, overlap)
+    win_doc, win_start, win_end, doc_windows = _all_windows(doc_ids, window_size - 2, stride)
+    n_content = win_end - win_start
+    lengths = n_content + 2  # with [CLS] and [SEP]
+    buckets, flat_offset = _bucket(doc_ids, win_doc, win_start, win_end, lengths,
+                                   cls_id, sep_id, pad_id, max_batch_pieces)
+    doc_pieces = numpy.asarray([len(ids) for ids in doc_ids], dtype="int64")
+    n_pieces = int(doc_pieces.sum())
+    src_win, within, rows, targets = _piece_sources(win_doc, win_start, n_content, flat_offset, doc_pieces)
+    if overlap == "center":
+        combined = _combine_by_center(rows, targets, src_win, within, n_content)
+    else:
+        combined = _combine_by_mean(rows, targets, n_pieces)
+    piece_rows, piece_targets, piece_weights, one_source_each = combined
+    return WindowPlan(
+        buckets=buckets,
+        piece_rows=piece_rows,
+        piece_targets=piece_targets,
+        piece_weights=piece_weights,
+        n_pieces=n_pieces,
+        one_source_each=one_source_each,
+        cls_rows=flat_offset,  # [CLS] sits at position 0 of every window
+        doc_pieces=doc_pieces,
+        doc_windows=doc_windows,
+    )
+
+
+def _check_window_args(window_size: int, stride: int, overlap: str) -> None:
     if overlap not in OVERLAP_MODES:
         raise ValueError(f"overlap must be one of {OVERLAP_MODES}, got {overlap!r}")
     content = window_size - 2
@@ -81,7 +109,14 @@ def plan_windows(
             f"Need window_size >= 3 and 0 < stride <= window_size - 2, got "
             f"window_size={window_size}, stride={stride}"
         )
-    # Every window: (doc, start, end) in the doc's piece coordinates.
+
+
+def _all_windows(doc_ids: Sequence[numpy.ndarray], content: int, stride: int):
+    """Every window of the batch as (doc, start, end) in its doc's piece coordinates.
+
+    RETURNS: int64 arrays win_doc, win_start, win_end [n_windows], and the number
+        of windows of each doc [n_docs].
+    """
     win_doc, win_start, win_end = [], [], []
     doc_windows = numpy.zeros(len(doc_ids), dtype="int64")
     for d, ids in enumerate(doc_ids):
@@ -91,57 +126,48 @@ def plan_windows(
             win_doc.append(d)
             win_start.append(start)
             win_end.append(end)
-    win_doc_a = numpy.asarray(win_doc, dtype="int64")
-    win_start_a = numpy.asarray(win_start, dtype="int64")
-    win_end_a = numpy.asarray(win_end, dtype="int64")
-    lengths = win_end_a - win_start_a + 2  # with [CLS] and [SEP]
+    return (numpy.asarray(win_doc, dtype="int64"), numpy.asarray(win_start, dtype="int64"),
+            numpy.asarray(win_end, dtype="int64"), doc_windows)
 
-    buckets, flat_offset = _bucket(doc_ids, win_doc_a, win_start_a, win_end_a, lengths,
-                                   cls_id, sep_id, pad_id, max_batch_pieces)
-    cls_rows = flat_offset  # [CLS] sits at position 0 of every window
-    doc_pieces = numpy.asarray([len(ids) for ids in doc_ids], dtype="int64")
+
+def _piece_sources(win_doc, win_start, n_content, flat_offset, doc_pieces):
+    """Sources: every (window, position) of every real piece, in window order.
+
+    RETURNS: for each source its window, its position among the window's pieces,
+        its flat output row, and the doc-piece row it contributes to.
+    """
     doc_first_piece = numpy.cumsum(doc_pieces) - doc_pieces
-    n_pieces = int(doc_pieces.sum())
-
-    # Sources: every (window, position) of every real piece.
-    n_content = win_end_a - win_start_a
-    src_win = numpy.repeat(numpy.arange(len(win_doc_a)), n_content)
+    src_win = numpy.repeat(numpy.arange(len(win_doc)), n_content)
     within = numpy.arange(int(n_content.sum())) - numpy.repeat(numpy.cumsum(n_content) - n_content, n_content)
-    piece_in_doc = win_start_a[src_win] + within
+    piece_in_doc = win_start[src_win] + within
     rows = flat_offset[src_win] + 1 + within  # +1: after [CLS]
-    targets = doc_first_piece[win_doc_a[src_win]] + piece_in_doc
-    if overlap == "center":
-        # Context of the piece in this window: pieces on its poorer side.
-        context = numpy.minimum(within, n_content[src_win] - 1 - within)
-        # Per target keep the source with most context (the earliest window on ties).
-        order = numpy.lexsort((src_win, -context, targets))
-        keep = numpy.ones(len(order), dtype=bool)
-        sorted_targets = targets[order]
-        keep[1:] = sorted_targets[1:] != sorted_targets[:-1]
-        chosen = order[keep]
-        return WindowPlan(
-            buckets=buckets,
-            piece_rows=rows[chosen],
-            piece_targets=targets[chosen],
-            piece_weights=numpy.ones(len(chosen), dtype="float32"),
-            n_pieces=n_pieces,
-            one_source_each=True,
-            cls_rows=cls_rows,
-            doc_pieces=doc_pieces,
-            doc_windows=doc_windows,
-        )
+    targets = doc_first_piece[win_doc[src_win]] + piece_in_doc
+    return src_win, within, rows, targets
+
+
+def _combine_by_center(rows, targets, src_win, within, n_content):
+    """overlap="center": each piece from the window where it has the most context.
+
+    RETURNS: piece_rows, piece_targets, piece_weights, one_source_each of the plan.
+    """
+    # Context of the piece in this window: pieces on its poorer side.
+    context = numpy.minimum(within, n_content[src_win] - 1 - within)
+    # Per target keep the source with most context (the earliest window on ties).
+    order = numpy.lexsort((src_win, -context, targets))
+    keep = numpy.ones(len(order), dtype=bool)
+    sorted_targets = targets[order]
+    keep[1:] = sorted_targets[1:] != sorted_targets[:-1]
+    chosen = order[keep]
+    return rows[chosen], targets[chosen], numpy.ones(len(chosen), dtype="float32"), True
+
+
+def _combine_by_mean(rows, targets, n_pieces: int):
+    """overlap="mean": every source of a piece, weighted 1 / its number of sources.
+
+    RETURNS: piece_rows, piece_targets, piece_weights, one_source_each of the plan.
+    """
     counts = numpy.bincount(targets, minlength=n_pieces)
-    return WindowPlan(
-        buckets=buckets,
-        piece_rows=rows,
-        piece_targets=targets,
-        piece_weights=(1.0 / counts[targets]).astype("float32"),
-        n_pieces=n_pieces,
-        one_source_each=bool((counts == 1).all()),
-        cls_rows=cls_rows,
-        doc_pieces=doc_pieces,
-        doc_windows=doc_windows,
-    )
+    return rows, targets, (1.0 / counts[targets]).astype("float32"), bool((counts == 1).all())
 
 
 def _bucket(doc_ids, win_doc, win_start, win_end, lengths, cls_id, sep_id, pad_id, max_batch_pieces):
