@@ -1,7 +1,7 @@
 """Calibration on dev data: are bert_textcat's probabilities and bert_ner's entity confidences
 right as often as they say?
 
-    python benchmarks/calibration.py PIPELINE DEV [--output calibration.json]
+    python -m benchmarks.calibration PIPELINE DEV [--output calibration.json]
 
 DEV: JSONL ({"text", "label"} / {"text", "labels"}) or CoNLL, read by spacy-bert-cls.Corpus.v1.
 Prints the expected calibration error (15 equal-width bins) and the reliability table:
@@ -11,15 +11,12 @@ Prints the expected calibration error (15 equal-width bins) and the reliability 
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import spacy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "accuracy"))
-from score import expected_calibration_error  # noqa: E402
-
-from spacy_bert_cls.data.readers import create_corpus_reader_v1  # noqa: E402
+from benchmarks.accuracy.score import expected_calibration_error
+from spacy_bert_cls.data.readers import create_corpus_reader_v1
 
 N_BINS = 15
 

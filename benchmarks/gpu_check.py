@@ -1,6 +1,6 @@
 """GPU check of a joint pipeline's training: summed step, per_listener_optimizer, fp16.
 
-    python benchmarks/gpu_check.py [--steps N] [--size tiny|minilm]
+    python -m benchmarks.gpu_check [--steps N] [--size tiny|minilm]
 
 Builds `bert` + `bert_textcat` + `bert_ner` on a randomly initialised encoder (tiny, or
 all-MiniLM-L6-v2's sizes with the tests' small vocabulary), moves it to the GPU with
@@ -16,9 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -33,7 +30,7 @@ def main() -> int:
     from thinc.api import Adam, fix_random_seed
 
     import spacy_bert_cls  # noqa: F401  (registers the factories where the package is not installed)
-    from tests.conftest import TINY_SIZES, tiny_vocab, write_tiny_checkpoint
+    from spacy_bert_cls.testing import TINY_SIZES, tiny_vocab, write_tiny_checkpoint
 
     cuda = not args.cpu
     print("torch", torch.__version__, "cuda", torch.cuda.is_available())

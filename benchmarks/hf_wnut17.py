@@ -1,13 +1,13 @@
 """Both ways with transformers on real data: wnut17, fine-tuned in HF and imported, trained here and exported.
 
-    python benchmarks/hf_wnut17.py [--out benchmarks/results/hf_bridge] [--threads 1]
+    python -m benchmarks.hf_wnut17 [--out benchmarks/results/hf_bridge] [--threads 1]
         [--limit N] [--epochs E] [--stages prepare,hf,ours,compare]
 
-1. prepare: the accuracy benchmark's data preparation of wnut17 (benchmarks/accuracy/prepare.py).
+1. prepare: the accuracy benchmark's data preparation of wnut17 (benchmarks.accuracy.prepare).
 2. hf: plain HF fine-tuning of BertForTokenClassification from all-MiniLM-L6-v2 with the
-   budget of benchmarks/accuracy/budget.json (benchmarks/accuracy/run_hf.py, its model saved).
+   budget of benchmarks/accuracy/budget.json (benchmarks.accuracy.run_hf, its model saved).
 3. ours: our bert + bert_ner (configs/bert_ner.cfg, BILUO, constrained decoder) trained on the
-   same data with the same budget (benchmarks/accuracy/run_spacy.py ours).
+   same data with the same budget (benchmarks.accuracy.run_spacy ours).
 4. compare: exact-match entity P/R/F on the test split of
    - the HF model as HF evaluates it (each CoNLL word's first piece, argmax, IOB2 spans) and
      the same model imported with `import_hf`, decoded with `argmax` (the same rule on spaCy's
@@ -33,9 +33,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE / "accuracy"))
+ROOT = Path(__file__).resolve().parents[1]
 
 DATASET = "wnut17"
 
@@ -49,14 +47,14 @@ def run(cmd, log: Path) -> None:
 def stage_prepare(args) -> None:
     if (args.data / DATASET / "test.conll").is_file():
         return
-    run([sys.executable, HERE / "accuracy" / "prepare.py", DATASET, "--out", args.data, "--limit", args.limit],
+    run([sys.executable, "-m", "benchmarks.accuracy.prepare", DATASET, "--out", args.data, "--limit", args.limit],
         args.out / "prepare.log")
 
 
 def stage_hf(args) -> None:
     if (args.hf_model / "config.json").is_file():
         return
-    cmd = [sys.executable, HERE / "accuracy" / "run_hf.py", DATASET, "--data-dir", args.data,
+    cmd = [sys.executable, "-m", "benchmarks.accuracy.run_hf", DATASET, "--data-dir", args.data,
            "--out-dir", args.out / "hf", "--threads", args.threads, "--save-model", args.hf_model]
     run(cmd + _budget_overrides(args), args.out / "hf.log")
 
@@ -64,7 +62,7 @@ def stage_hf(args) -> None:
 def stage_ours(args) -> None:
     if (args.ours_model / "config.cfg").is_file():
         return
-    cmd = [sys.executable, HERE / "accuracy" / "run_spacy.py", "ours", DATASET, "--results", args.out,
+    cmd = [sys.executable, "-m", "benchmarks.accuracy.run_spacy", "ours", DATASET, "--results", args.out,
            "--data", args.data, "--threads", args.threads]
     run(cmd + _budget_overrides(args), args.out / "ours.log")
 
@@ -76,7 +74,7 @@ def _budget_overrides(args) -> list:
 def word_level_predictions(model, tokenizer, sentences):
     """HF's evaluation: each word's tag from its first piece's argmax; spans as seqeval reads
     IOB2 tags; an entity's score is the mean of its words' probabilities (run_hf.py's way)."""
-    import run_hf
+    from benchmarks.accuracy import run_hf
 
     tags = [model.config.id2label[i] for i in range(model.config.num_labels)]
     encoded, _, _ = run_hf.tokenize_ner(tokenizer, [(words, ["O"] * len(words)) for words in sentences], {})
@@ -158,7 +156,7 @@ def both_ways(nlp, hf_dir: Path, test, gold) -> dict:
     and compared on the test sentences."""
     import transformers
 
-    from score import entity_prf
+    from benchmarks.accuracy.score import entity_prf
 
     t0 = time.perf_counter()
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
@@ -181,9 +179,10 @@ def stage_compare(args) -> dict:
     import spacy
     import torch
 
-    import run_hf
-    from score import read_gold
-    from spacy_bert_cls.interop.hf import export_hf, import_hf
+    from benchmarks.accuracy import run_hf
+    from benchmarks.accuracy.score import read_gold
+    from spacy_bert_cls.interop.hf_export import export_hf
+    from spacy_bert_cls.interop.hf_import import import_hf
 
     torch.set_num_threads(args.threads)
     test = [words for words, _ in run_hf.read_conll(args.data / DATASET / "test.conll")]

@@ -1,6 +1,6 @@
 """Pretraining on real text, end to end, with the figures for the README.
 
-    python benchmarks/pretraining_proof.py [--steps 3000] [--continue-steps 300] [--threads 2] [--out benchmarks/results/pretraining]
+    python -m benchmarks.pretraining_proof [--steps 3000] [--continue-steps 300] [--threads 2] [--out benchmarks/results/pretraining]
 
 1. Pretrains the small BERT of configs/pretrain.cfg from scratch (its own WordPiece
    vocabulary) on gutenberg_en/train.txt for --steps steps, with dev perplexity on
@@ -14,7 +14,7 @@
    fine-tunes bert_ner on wnut17 from it; compares the test entity F with bert_ner fine-tuned
    from MiniLM itself (the same budget).
 Every step resumes: a finished step is not run again. Needs ../shared/datasets and the
-prepared accuracy data (python benchmarks/accuracy/prepare.py).
+prepared accuracy data (python -m benchmarks.accuracy.prepare).
 """
 import argparse
 import json
@@ -25,11 +25,10 @@ from pathlib import Path
 
 from thinc.api import Config
 
+from benchmarks.accuracy import score
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-ACCURACY = ROOT / "benchmarks" / "accuracy"
-sys.path.insert(0, str(ACCURACY))
-import score  # noqa: E402
 
 FILL_MASK = [
     "the old man walked slowly down the [MASK] towards the sea.",
@@ -117,7 +116,7 @@ def main() -> None:
         config.to_disk(path, interpolate=False)
         results = out / f"rotten_tomatoes_{name}"
         if not (results / "ours" / "rotten_tomatoes" / "test.predictions.jsonl").is_file():
-            run([python, ACCURACY / "run_spacy.py", "ours", "rotten_tomatoes", "--config", path,
+            run([python, "-m", "benchmarks.accuracy.run_spacy", "ours", "rotten_tomatoes", "--config", path,
                  "--bert", scratch / "model-last", "--results", results, "--data", args.data, *fine_tune_args],
                 logs / f"rotten_tomatoes_{name}.log", args.threads)
         scores = score.score_run(results / "ours" / "rotten_tomatoes", args.data / "rotten_tomatoes",
@@ -144,7 +143,7 @@ def main() -> None:
     for name, bert in (("minilm", minilm), ("continued", adapted / "model-last")):
         results = out / f"wnut17_{name}"
         if not (results / "ours" / "wnut17" / "test.predictions.jsonl").is_file():
-            run([python, ACCURACY / "run_spacy.py", "ours", "wnut17", "--bert", bert, "--results", results,
+            run([python, "-m", "benchmarks.accuracy.run_spacy", "ours", "wnut17", "--bert", bert, "--results", results,
                  "--data", args.data, *fine_tune_args], logs / f"wnut17_{name}.log", args.threads)
         summary[f"wnut17_{name}"] = score.score_run(results / "ours" / "wnut17", args.data / "wnut17", "ner", labels)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Pretraining speed: our loop's model against a plain PyTorch loop over transformers.BertForPreTraining.
 
-    python benchmarks/pretraining_speed.py [--steps 30] [--rounds 3] [--batch-size 32] [--max-length 128]
+    python -m benchmarks.pretraining_speed [--steps 30] [--rounds 3] [--batch-size 32] [--max-length 128]
         [--raw ../shared/datasets/gutenberg_en/train.txt] [--bert MINILM_DIR | --scratch]
 
 Both systems train the same architecture (default: all-MiniLM-L6-v2's, with its vocabulary,
@@ -123,7 +123,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         for system in ("ours", "transformers"):
             result = Path(f"/tmp/pretraining_speed_{system}_{round_}.json")
-            command = [sys.executable, __file__, "--system", system, "--result", str(result),
+            command = [sys.executable, "-m", "benchmarks.pretraining_speed", "--system", system, "--result", str(result),
                        "--steps", str(args.steps), "--batch-size", str(args.batch_size),
                        "--max-length", str(args.max_length), "--threads", str(args.threads),
                        "--raw", args.raw, "--bert", args.bert] + (["--scratch"] if args.scratch else [])

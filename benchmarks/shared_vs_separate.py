@@ -1,7 +1,7 @@
 """Prediction speed of a joint pipeline on one shared encoder against the assembled pipeline of
 the all-separate workflow (each head with its own encoder), on the same texts, in one run.
 
-    python benchmarks/shared_vs_separate.py SHARED_DIR SEPARATE_DIR TEXTS.spacy [--threads 2]
+    python -m benchmarks.shared_vs_separate SHARED_DIR SEPARATE_DIR TEXTS.spacy [--threads 2]
         [--rounds 3] [--batch-size 64]
 
 SHARED_DIR: e.g. training/bert_textcat_ner/model-best (`all`); SEPARATE_DIR:

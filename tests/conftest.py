@@ -3,44 +3,15 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# The tiny checkpoint's helpers live in the package (the benchmarks use them too); tests
+# import them from here or from spacy_bert_cls.testing alike.
+from spacy_bert_cls.testing import TINY_SIZES, TINY_WORDS, tiny_vocab, write_tiny_checkpoint  # noqa: E402,F401
+
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-# Enough of a vocabulary for the test sentences: every letter and digit, alone and
-# as a continuation piece, some whole words and punctuation.
-TINY_WORDS = (
-    "the a an i you it is was this that and or not no very good bad great awful love hate "
-    "movie film book food service paris london berlin john mary acme corp inc visited "
-    "lives in at of to from with new york city said buy phone today . , ! ? ' - : / ( ) # @ & "
-).split()
-
-
-def tiny_vocab() -> list:
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
-    return specials + chars + ["##" + c for c in chars] + sorted(set(TINY_WORDS) - set(chars))
-
-
-TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, max_position_embeddings=64)
-
-
-def write_tiny_checkpoint(folder: Path, seed: int = 0, **overrides) -> Path:
-    from spacy_bert_cls.checkpoint import save_bert_checkpoint
-    from spacy_bert_cls.pytorch import BertConfig, BertModel
-
-    vocab = tiny_vocab()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    (folder / "tokenizer_config.json").write_text('{"do_lower_case": true}', encoding="utf8")
-    config = BertConfig(vocab_size=len(vocab), **{**TINY_SIZES, **overrides})
-    torch.manual_seed(seed)
-    save_bert_checkpoint(folder, config, BertModel(config).state_dict())
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,13 @@
 """The metric functions of benchmarks/accuracy/score.py on hand-made predictions (no data
 set, no model: fast)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCORE_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy" / "score.py"
+from benchmarks.accuracy import score
 
 
-@pytest.fixture(scope="module")
-def score():
-    spec = importlib.util.spec_from_file_location("accuracy_score", SCORE_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_accuracy_is_argmax_equals_gold(score):
+def test_accuracy_is_argmax_equals_gold():
     cats = [
         {"neg": 0.2, "pos": 0.8},
         {"neg": 0.6, "pos": 0.4},
@@ -30,7 +20,7 @@ def test_accuracy_is_argmax_equals_gold(score):
         score.accuracy(["pos"], cats)
 
 
-def test_ece_by_hand(score):
+def test_ece_by_hand():
     # 0.9, 0.9 -> bin 13: right 1 of 2, |0.5 - 0.9| * 2/4 = 0.2; 0.6, 0.6 -> bin 9: right 2 of 2,
     # |1 - 0.6| * 2/4 = 0.2.
     assert score.expected_calibration_error([0.9, 0.9, 0.6, 0.6], [1, 0, 1, 1]) == pytest.approx(0.4)
@@ -43,7 +33,7 @@ def test_ece_by_hand(score):
     assert score.expected_calibration_error([], []) is None
 
 
-def test_top_label_and_multilabel_ece(score):
+def test_top_label_and_multilabel_ece():
     cats = [{"a": 0.8, "b": 0.2}, {"a": 0.3, "b": 0.7}]
     # Top probabilities 0.8 (right) and 0.7 (wrong), different bins: (0.2 + 0.7) / 2.
     assert score.top_label_ece(["a", "a"], cats) == pytest.approx(0.45)
@@ -52,7 +42,7 @@ def test_top_label_and_multilabel_ece(score):
     assert score.multilabel_ece([["a"], []], cats, ["a", "b"]) == pytest.approx(0.35)
 
 
-def test_macro_and_micro_f1_with_thresholds(score):
+def test_macro_and_micro_f1_with_thresholds():
     labels = ["x", "y", "z"]
     gold = [["x"], ["x", "y"], [], ["z"]]
     cats = [
@@ -74,7 +64,7 @@ def test_macro_and_micro_f1_with_thresholds(score):
     assert score.macro_f1([[]], [{"q": 0.1}], ["q"], 0.5) == 0.0
 
 
-def test_tune_threshold(score):
+def test_tune_threshold():
     # Cuts: keep 1 -> F1 2/3, 2 -> 1/2, 3 -> 4/5 (best), 4 -> 2/3, 5 -> 4/7; halfway to the next.
     probs = [0.9, 0.8, 0.4, 0.3, 0.1]
     actual = [True, False, True, False, False]
@@ -93,7 +83,7 @@ def test_tune_threshold(score):
     assert score.tune_threshold([0.9, 0.1], [False, False]) == 0.5
 
 
-def test_tuned_thresholds_beat_one_half_on_their_own_data(score):
+def test_tuned_thresholds_beat_one_half_on_their_own_data():
     labels = ["x", "y"]
     gold = [["x"], ["x"], [], ["y"], ["y"], []]
     cats = [
@@ -110,7 +100,7 @@ def test_tuned_thresholds_beat_one_half_on_their_own_data(score):
     assert score.macro_f1(gold, cats, labels, thresholds) == pytest.approx((1.0 + 0.8) / 2)
 
 
-def test_entity_prf_exact_match_per_sentence(score):
+def test_entity_prf_exact_match_per_sentence():
     gold = [[(0, 2, "PER")], [(1, 2, "LOC"), (3, 4, "ORG")], [(0, 1, "PER")]]
     predicted = [
         [[0, 2, "PER", 0.9]],  # right (a 4th item, the confidence, is ignored here)
@@ -128,7 +118,7 @@ def test_entity_prf_exact_match_per_sentence(score):
     assert score.entity_prf([[]], [[]])["f"] == 0.0
 
 
-def test_entity_ece_uses_confidences_when_given(score):
+def test_entity_ece_uses_confidences_when_given():
     gold = [[(0, 1, "A"), (2, 3, "B")]]
     predicted = [[[0, 1, "A", 0.9], [2, 3, "A", 0.9], [4, 5, "B"]]]
     # Two entities with a confidence, both 0.9, one right: |0.5 - 0.9|.
@@ -141,7 +131,7 @@ def _write_jsonl(path, records):
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
 
 
-def test_score_all_reads_runs_and_prints_a_table(score, tmp_path):
+def test_score_all_reads_runs_and_prints_a_table(tmp_path):
     budget = {
         "datasets": {
             "tc": {"task": "textcat"},

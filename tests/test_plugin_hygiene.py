@@ -7,25 +7,12 @@ import json
 import subprocess
 import sys
 
+# ANCHORS, and PRELUDE: the code that hides packages from a fresh process, as on a machine
+# without them (the benchmarks, tests/security and tests/stress use them too).
+from spacy_bert_cls.testing import ANCHORS, PRELUDE  # noqa: F401  (ANCHORS: tests/stress imports it from here)
+
 OPTIONAL = ["matplotlib", "transformers", "spacy_transformers", "onnx", "onnxruntime", "playwright",
             "huggingface_hub"]
-
-# The anchors (the test-only extra): hidden with PRELUDE, as on a machine without them.
-ANCHORS = ["spacy_transformers", "transformers", "huggingface_hub"]
-
-# As if the optional packages were not installed: not importable, and their distributions
-# (entry points included) invisible to importlib.metadata, which spaCy's registry reads.
-PRELUDE = """
-import importlib.metadata as metadata, json, sys
-for name in {optional!r}:
-    sys.modules[name] = None
-_distributions = metadata.distributions
-def distributions(**kwargs):
-    for dist in _distributions(**kwargs):
-        if (dist.metadata["Name"] or "").lower().replace("-", "_") not in {optional!r}:
-            yield dist
-metadata.distributions = distributions
-"""
 
 IMPORT_EVERYTHING = """
 import importlib, logging, pkgutil, tempfile

@@ -1,6 +1,6 @@
 """Write the prepared data of the accuracy benchmark (see CONTRACT.md and budget.json).
 
-    python benchmarks/accuracy/prepare.py [DATASET ...] [--limit N] [--out DIR] [--source DIR]
+    python -m benchmarks.accuracy.prepare [DATASET ...] [--limit N] [--out DIR] [--source DIR]
 
 For each data set (default: all five of budget.json) writes DIR/<dataset>/:
 

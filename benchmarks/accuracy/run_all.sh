@@ -31,7 +31,7 @@ mkdir -p "$LOGS"
 say() { echo "[$(date '+%F %T')] $*"; }
 
 # shellcheck disable=SC2086
-python benchmarks/accuracy/prepare.py $DATASETS --out "$DATA" --limit "$LIMIT" 2>&1 | tee "$LOGS/prepare.log"
+python -m benchmarks.accuracy.prepare $DATASETS --out "$DATA" --limit "$LIMIT" 2>&1 | tee "$LOGS/prepare.log"
 
 common=(--threads "$THREADS")
 if [[ -n "$EPOCHS" ]]; then common+=(--epochs "$EPOCHS"); fi
@@ -49,9 +49,9 @@ for dataset in $DATASETS; do
         say "run $system / $dataset (log: $log)"
         start=$SECONDS
         if [[ "$system" == hf ]]; then
-            cmd=(python benchmarks/accuracy/run_hf.py "$dataset" --data-dir "$DATA" --out-dir "$RESULTS/hf" "${common[@]}")
+            cmd=(python -m benchmarks.accuracy.run_hf "$dataset" --data-dir "$DATA" --out-dir "$RESULTS/hf" "${common[@]}")
         else
-            cmd=(python benchmarks/accuracy/run_spacy.py "$system" "$dataset" --results "$RESULTS" --data "$DATA" "${common[@]}")
+            cmd=(python -m benchmarks.accuracy.run_spacy "$system" "$dataset" --results "$RESULTS" --data "$DATA" "${common[@]}")
         fi
         if "${cmd[@]}" >"$log" 2>&1; then
             say "done $system / $dataset in $(( (SECONDS - start) / 60 )) min"
@@ -64,7 +64,7 @@ for dataset in $DATASETS; do
 done
 say "all runs: $(( (SECONDS - start_all) / 60 )) min"
 
-python benchmarks/accuracy/score.py --results "$RESULTS" --data "$DATA" 2>&1 | tee "$LOGS/score.log"
+python -m benchmarks.accuracy.score --results "$RESULTS" --data "$DATA" 2>&1 | tee "$LOGS/score.log"
 
 if (( ${#failed[@]} )); then
     say "failed runs: ${failed[*]}"

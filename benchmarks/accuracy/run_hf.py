@@ -1,6 +1,6 @@
 """System `hf` of the accuracy table: plain Hugging Face fine-tuning, plain PyTorch loop.
 
-    python benchmarks/accuracy/run_hf.py DATASET [--data-dir benchmarks/results/accuracy/data]
+    python -m benchmarks.accuracy.run_hf DATASET [--data-dir benchmarks/results/accuracy/data]
         [--out-dir benchmarks/results/accuracy/hf] [--limit N] [--epochs E] [--threads 2]
 
 Fine-tunes `BertForSequenceClassification` (textcat: softmax CE; textcat_multilabel: BCE with

@@ -1,6 +1,6 @@
 """Train and predict one spaCy system of the accuracy benchmark on one prepared data set.
 
-    python benchmarks/accuracy/run_spacy.py SYSTEM DATASET [--epochs E] [--threads T]
+    python -m benchmarks.accuracy.run_spacy SYSTEM DATASET [--epochs E] [--threads T]
         [--limit N] [--results DIR] [--data DIR] [--bert DIR] [--gpu-id G]
 
 SYSTEM: ours | spacy_listener | spacy_transformers (the config per system and task is the

@@ -1,6 +1,6 @@
 """Score every system of the accuracy benchmark the same way (see CONTRACT.md).
 
-    python benchmarks/accuracy/score.py [--results DIR] [--data DIR] [--output FILE]
+    python -m benchmarks.accuracy.score [--results DIR] [--data DIR] [--output FILE]
 
 Reads RESULTS/<system>/<dataset>/{test,dev}.predictions.jsonl and run.json, and the prepared
 gold files under --data (default RESULTS/data), computes

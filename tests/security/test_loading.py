@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 
 from spacy_bert_cls.saving import save_pipeline
+from spacy_bert_cls.testing import ANCHORS, PRELUDE, TINY_SIZES, tiny_vocab, write_tiny_checkpoint
 
-from ..conftest import TINY_SIZES, tiny_vocab, write_tiny_checkpoint
 from ..pipeline.test_heads import TRAIN, make_nlp, train
-from ..test_plugin_hygiene import ANCHORS, PRELUDE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +49,7 @@ load_bert_checkpoint(args["checkpoint"])
 load_piece_tokenizer(args["checkpoint"])
 nlp = spacy.load(args["pipeline"])
 assert nlp("john visited paris today").cats
+# The `spacy package` output, unpacked and not installed: the child imports it from its folder.
 sys.path.insert(0, args["package_dir"])
 packaged = importlib.import_module(args["package_name"]).load()
 doc = packaged("john visited paris today")
