@@ -17,7 +17,10 @@ from typer.testing import CliRunner
 from spacy_bert_cls.cli import app
 from spacy_bert_cls.decoding import first_piece_entities
 from spacy_bert_cls.errors import CheckpointError
-from spacy_bert_cls.interop.hf import THRESHOLDS_KEY, export_hf, import_hf, parse_tags, write_training_config
+from spacy_bert_cls.interop.hf_export import export_hf
+from spacy_bert_cls.interop.hf_format import THRESHOLDS_KEY
+from spacy_bert_cls.interop.hf_import import import_hf, parse_tags
+from spacy_bert_cls.interop.training_config import write_training_config
 from spacy_bert_cls.tokenization.words import word_starts
 
 from .conftest import TINY_SIZES, real_sentences, tiny_vocab

@@ -111,7 +111,7 @@ def test_killed_save_pipeline_leaves_one_whole_pipeline(two_pipelines, tmp_path)
 
 def test_killed_export_leaves_one_whole_folder(two_pipelines, tmp_path):
     from spacy_bert_cls.checkpoint import load_bert_checkpoint
-    from spacy_bert_cls.interop.hf import export_hf
+    from spacy_bert_cls.interop.hf_export import export_hf
 
     refs = []
     for i, nlp in enumerate(two_pipelines):

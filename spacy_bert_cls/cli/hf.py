@@ -19,7 +19,8 @@ def import_hf_cli(
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT_DIR if it exists"),
 ) -> None:
     """Turn a fine-tuned HF BERT classifier or tagger into a spaCy pipeline (bert + bert_textcat / bert_ner)."""
-    from ..interop.hf import import_hf, write_training_config
+    from ..interop.hf_import import import_hf
+    from ..interop.training_config import write_training_config
 
     try:
         nlp = import_hf(model_dir, output_dir, lang=lang, task=task, decoder=decoder, tokenizer=tokenizer,
@@ -45,7 +46,7 @@ def export_hf_cli(
     onnx: bool = typer.Option(False, "--onnx", help="Also write model.onnx for ONNX Runtime (the onnx extra)"),
 ) -> None:
     """Write a bert_textcat or bert_ner (with its encoder) as an HF folder that transformers loads."""
-    from ..interop.hf import export_hf
+    from ..interop.hf_export import export_hf
 
     try:
         export_hf(pipeline, output_dir, component=component, overwrite=force, onnx=onnx)

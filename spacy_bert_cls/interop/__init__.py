@@ -1,1 +1,1 @@
-"""Other libraries' formats: HF transformers folders in and out (`hf`)."""
+"""Other libraries' formats: HF transformers folders in (`hf_import`) and out (`hf_export`, `onnx`)."""

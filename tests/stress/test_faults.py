@@ -58,7 +58,7 @@ def test_killed_saves_never_leave_a_broken_pipeline(two_pipelines, tmp_path, fig
 
 def test_killed_exports_never_leave_a_broken_folder(two_pipelines, tmp_path, figures):
     from spacy_bert_cls.checkpoint import load_bert_checkpoint
-    from spacy_bert_cls.interop.hf import export_hf
+    from spacy_bert_cls.interop.hf_export import export_hf
 
     refs = []
     for i, nlp in enumerate(two_pipelines):

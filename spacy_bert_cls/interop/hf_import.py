@@ -1,16 +1,16 @@
-"""Both ways with transformers: HF BERT classifiers -> spaCy pipelines, and back.
+"""import-hf: an HF BERT classifier folder -> a spaCy pipeline.
 
 `import_hf` turns an HF folder holding a `BertForSequenceClassification` or a
 `BertForTokenClassification` into a pipeline of `bert` + `bert_textcat` / `bert_ner` with
-the same labels and weights; `export_hf` writes a trained `bert_textcat` / `bert_ner` (with
-its encoder) as such a folder. Files only: config.json, model.safetensors and the tokenizer
-files are read and written by our own code; `transformers` is never imported.
+the same labels and weights. Files only: config.json, model.safetensors and the tokenizer
+files are read by our own code; `transformers` is never imported.
 
 The heads are the same computation on both sides: HF's pooler -> dropout -> classifier is
 our pooled [CLS] -> Dropout -> Linear (W [n_labels, hidden] = classifier.weight), and HF's
 token classifier on each word's first piece is our tagger on each token's first piece
 (reduce_first). Windows: an imported pipeline's window covers max_position_embeddings, so a
 text that HF takes whole (up to 512 pieces) is one window here, with the same numbers.
+The other direction is hf_export.py.
 """
 import logging
 import re
@@ -21,23 +21,16 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
-from ..checkpoint.hf import CONFIG_FILE, load_bert_checkpoint, ours_to_hf, read_hf_config
-from ..checkpoint.io import atomic_dir, read_json, write_json, write_tensors
-from ..decoding import TagScheme, hf_tag_names
+from ..checkpoint.hf import CONFIG_FILE, load_bert_checkpoint, read_hf_config
+from ..checkpoint.io import read_json
+from ..decoding import TagScheme
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
 from ..tags import TAG_ACTIONS
+from .hf_format import SEQUENCE_CLASSIFIER, TAGS_KEY, TASKS, THRESHOLDS_KEY, TOKEN_CLASSIFIER, atomic_folder
 
 logger = logging.getLogger(__name__)
 
-SEQUENCE_CLASSIFIER = "BertForSequenceClassification"
-TOKEN_CLASSIFIER = "BertForTokenClassification"
-TASKS = {SEQUENCE_CLASSIFIER: "textcat", TOKEN_CLASSIFIER: "ner"}
-# Extra config.json keys of our exports (HF keeps unknown keys and ignores them):
-# the per-label thresholds of a multi-label classifier, and the tagger's own tag set
-# when it is not plain BIO (BILUO rows carry HF names B-/I-, see export_hf).
-THRESHOLDS_KEY = "spacy_bert_cls_thresholds"
-TAGS_KEY = "spacy_bert_cls_tags"
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 _TAG = re.compile(r"^([BILUES])-(.+)$")
 # The logit bias of a tag that the HF model does not have (never predicted).
@@ -288,215 +281,3 @@ def _no_pooler_warning(active: bool) -> Iterator[None]:
     finally:
         checkpoint_logger.removeFilter(keep)
 
-
-def _export_head(nlp, component: Optional[str], source: str):
-    """(name, component) of the bert_textcat / bert_ner to export: the one named, or the
-    pipeline's only one; a CheckpointError that says what the pipeline has otherwise."""
-    from ..pipeline.ner import BertEntityRecognizer
-    from ..pipeline.textcat import BertTextCategorizer
-
-    heads = {n: p for n, p in nlp.pipeline if isinstance(p, (BertTextCategorizer, BertEntityRecognizer))}
-    if not heads:
-        found = ", ".join(f"{n} ({nlp.get_pipe_meta(n).factory})" for n in nlp.pipe_names) or "no components"
-        raise CheckpointError(source, f"export-hf writes a bert_textcat (as BertForSequenceClassification) or a "
-                                      f"bert_ner (as BertForTokenClassification) with its encoder; this pipeline has "
-                                      f"{found}. spaCy's own textcat and ner heads have no transformers counterpart: "
-                                      f"train a bert_textcat / bert_ner (configs/bert_textcat.cfg, configs/bert_ner.cfg)")
-    if component is None:
-        if len(heads) != 1:
-            raise CheckpointError(source, f"{len(heads)} bert_textcat/bert_ner components "
-                                          f"({', '.join(heads)}): name one with --component")
-        component = next(iter(heads))
-    if component not in heads:
-        raise CheckpointError(source, f"no bert_textcat or bert_ner component named {component!r} "
-                                      f"(there are: {', '.join(heads)})")
-    return component, heads[component]
-
-
-def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
-              overwrite: bool = False, onnx: bool = False) -> Path:
-    """A trained bert_textcat or bert_ner (with its encoder) -> an HF folder.
-
-    The folder (config.json, model.safetensors, tokenizer.json, vocab.txt,
-    tokenizer_config.json, special_tokens_map.json) loads with
-    AutoModelForSequenceClassification / AutoModelForTokenClassification, AutoTokenizer and
-    transformers.pipeline. A multi-label classifier's thresholds go to config.json under
-    "spacy_bert_cls_thresholds"; a BILUO tagger's rows are named as HF's pipeline reads
-    them (U- as B-, L- as I-), with the real tags under "spacy_bert_cls_tags".
-
-    pipeline (Union[str, Path, Language]): a pipeline or its folder.
-    output_dir: the folder to write, whole or not at all.
-    component (Optional[str]): the head to export; None: the pipeline's only one.
-    onnx (bool): also write model.onnx, the same model for ONNX Runtime (interop/onnx.py).
-    RETURNS (Path): output_dir.
-    """
-    import spacy
-
-    from ..models.inline_listener import InlineBertListener
-    from ..models.pieces import get_piece_tokenizer
-    from ..models.transformer import get_bert_model
-    from ..pipeline.bert import BertTransformer
-    from ..pipeline.ner import BertEntityRecognizer
-    from ..pipeline.textcat import BertTextCategorizer
-    from ..tokenization.wordpiece import save_piece_tokenizer, tokenizer_lowercases
-
-    source = str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
-    nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
-    component, head = _export_head(nlp, component, source)
-    listener = head.model.get_ref("tok2vec")
-    if isinstance(listener, InlineBertListener):  # its own encoder (replace_listeners, spacy assemble)
-        encoder_model = listener.get_ref("encoder")
-    else:
-        encoders = {n: p for n, p in nlp.pipeline if isinstance(p, BertTransformer)}
-        upstream = listener.upstream_name
-        if upstream == "*" and len(encoders) == 1:
-            upstream = next(iter(encoders))
-        if upstream not in encoders:
-            raise CheckpointError(source, f"'{component}' listens to {listener.upstream_name!r}; "
-                                          f"bert components: {', '.join(encoders) or 'none'}")
-        encoder_model = encoders[upstream].model
-    bert = get_bert_model(encoder_model)
-    config = bert.config
-    state = {k: v.detach().float() for k, v in bert.state_dict().items()}
-    output_layer = head.model.get_ref("output_layer")
-    weight = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("W")), dtype=torch.float32)
-    bias = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("b")), dtype=torch.float32)
-    extra = {"model_type": "bert", "position_embedding_type": "absolute", **config.to_dict(),
-             "classifier_dropout": _dropout(head.model)}
-    if isinstance(head, BertTextCategorizer):
-        if listener.attrs.get("output") != "pooler":
-            raise CheckpointError(source, f"'{component}' classifies the {listener.attrs.get('output')!r} "
-                                          f"vector; BertForSequenceClassification classifies the pooled [CLS] "
-                                          f"(BertDocListener reduce = \"pooler\")")
-        names = list(head.labels)
-        extra["architectures"] = [SEQUENCE_CLASSIFIER]
-        extra["problem_type"] = "single_label_classification" if head.exclusive else "multi_label_classification"
-        if not head.exclusive:
-            extra[THRESHOLDS_KEY] = head.thresholds
-        tensors = ours_to_hf(state, config, prefix="bert.")
-    else:
-        pooling = listener.layers[0].name
-        if pooling != "reduce_first":
-            raise CheckpointError(source, f"'{component}' pools each token's pieces with {pooling}; "
-                                          f"BertForTokenClassification reads each word's first piece "
-                                          f"(BertListener pooling = reduce_first.v1, as configs/bert_ner.cfg)")
-        names = hf_tag_names(head.scheme)
-        extra["architectures"] = [TOKEN_CLASSIFIER]
-        if names != head.scheme.tags:
-            extra[TAGS_KEY] = list(head.scheme.tags)
-        # BertForTokenClassification has no pooler.
-        tensors = {k: v for k, v in ours_to_hf(state, config, prefix="bert.").items()
-                   if not k.startswith("bert.pooler.")}
-    extra["id2label"] = {str(i): n for i, n in enumerate(names)}
-    extra["label2id"] = {n: i for i, n in reversed(list(enumerate(names)))}  # first row of a name
-    tensors["classifier.weight"], tensors["classifier.bias"] = weight, bias
-    tokenizer = get_piece_tokenizer(encoder_model.get_ref("pieces"))
-    with atomic_folder(output_dir, overwrite=overwrite) as tmp:
-        write_tensors(tmp / "model.safetensors", tensors)
-        write_json(tmp / CONFIG_FILE, extra)
-        save_piece_tokenizer(tokenizer, tmp, tokenizer_lowercases(tokenizer),
-                             model_max_length=config.max_position_embeddings)
-        if onnx:
-            from .onnx import ONNX_FILE, write_onnx
-
-            write_onnx(tmp / ONNX_FILE, bert, weight, bias, token_level=isinstance(head, BertEntityRecognizer))
-    return Path(output_dir)
-
-
-def _dropout(model) -> float:
-    for node in model.walk():
-        if node.name == "dropout":
-            return float(node.attrs["dropout_rate"])
-    return 0.0
-
-
-@contextmanager
-def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`, renamed to `path` if the block succeeds.
-
-    An error inside the block leaves nothing behind and `path` as it was. An existing
-    `path` is an error unless `overwrite`; then it is swapped out only once the new
-    folder is complete.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
-        raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
-    # One atomic swap (checkpoint.io.atomic_dir): a kill at any moment leaves the old
-    # folder or the new one, whole, with the permissions a plain mkdir gives.
-    with atomic_dir(path) as staging:
-        yield staging
-
-
-def write_training_config(pipeline_dir: Union[str, Path], output: Union[str, Path]) -> Path:
-    """A `spacy train` config that fine-tunes an imported pipeline further.
-
-    Its components are sourced from `pipeline_dir` (weights, labels and tokenizer as they
-    are); data come from --paths.train / --paths.dev (.spacy, JSONL or CoNLL through
-    spacy-bert-cls.Corpus.v1); the optimiser is that of configs/bert_*.cfg.
-    """
-    from thinc.api import Config
-
-    from ..checkpoint.io import atomic_path
-
-    pipeline_dir = Path(pipeline_dir)
-    config = Config().from_disk(pipeline_dir / "config.cfg", interpolate=False)
-    for name in config["nlp"]["pipeline"]:
-        config["components"][name] = {"source": str(pipeline_dir.resolve())}
-    config["initialize"]["components"] = {}
-    training = Config().from_str(_TRAINING, interpolate=False)
-    config["paths"].update({"train": None, "dev": None})
-    config["corpora"] = training["corpora"]
-    config["training"].update(training["training"])
-    if "bert_ner" in config["nlp"]["pipeline"]:
-        config["training"]["score_weights"] = {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0}
-    else:
-        config["training"]["score_weights"] = {"cats_score": 1.0}
-    with atomic_path(Path(output)) as tmp:
-        config.to_disk(tmp, interpolate=False)
-    return Path(output)
-
-
-# What write_training_config sets (the training settings of configs/bert_*.cfg).
-_TRAINING = """
-[corpora]
-
-[corpora.train]
-@readers = "spacy-bert-cls.Corpus.v1"
-path = ${paths.train}
-
-[corpora.dev]
-@readers = "spacy-bert-cls.Corpus.v1"
-path = ${paths.dev}
-
-[training]
-accumulate_gradient = 3
-dropout = 0.1
-patience = 1600
-max_steps = 20000
-eval_frequency = 200
-
-[training.optimizer]
-@optimizers = "Adam.v1"
-beta1 = 0.9
-beta2 = 0.999
-L2_is_weight_decay = true
-L2 = 0.01
-grad_clip = 1.0
-use_averages = false
-eps = 1e-08
-
-[training.optimizer.learn_rate]
-# Warm-up over the first 1.25% of the steps, then a linear decay to 0 at training.max_steps:
-# --training.max_steps N shortens the whole schedule.
-@schedules = "spacy-bert-cls.warmup_linear.v1"
-warmup_fraction = 0.0125
-total_steps = ${training.max_steps}
-initial_rate = 5e-05
-
-[training.batcher]
-@batchers = "spacy.batch_by_padded.v1"
-discard_oversize = false
-size = 2000
-buffer = 256
-get_length = null
-"""

@@ -1,0 +1,38 @@
+"""What import-hf and export-hf agree on about an HF classifier folder.
+
+The architectures of config.json and the task each one is, the extra config.json keys
+that our exports write and our imports read back, and how both write their output
+folder (whole or not at all). hf_import.py and hf_export.py hold one direction each.
+"""
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+from ..checkpoint.io import atomic_dir
+from ..errors import CheckpointError
+
+SEQUENCE_CLASSIFIER = "BertForSequenceClassification"
+TOKEN_CLASSIFIER = "BertForTokenClassification"
+TASKS = {SEQUENCE_CLASSIFIER: "textcat", TOKEN_CLASSIFIER: "ner"}
+# Extra config.json keys of our exports (HF keeps unknown keys and ignores them):
+# the per-label thresholds of a multi-label classifier, and the tagger's own tag set
+# when it is not plain BIO (BILUO rows carry HF names B-/I-, see hf_export.export_hf).
+THRESHOLDS_KEY = "spacy_bert_cls_thresholds"
+TAGS_KEY = "spacy_bert_cls_tags"
+
+
+@contextmanager
+def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`, renamed to `path` if the block succeeds.
+
+    An error inside the block leaves nothing behind and `path` as it was. An existing
+    `path` is an error unless `overwrite`; then it is swapped out only once the new
+    folder is complete.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
+        raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
+    # One atomic swap (checkpoint.io.atomic_dir): a kill at any moment leaves the old
+    # folder or the new one, whole, with the permissions a plain mkdir gives.
+    with atomic_dir(path) as staging:
+        yield staging
