@@ -1,4 +1,4 @@
-"""Commands for fast inference: quantize a trained pipeline."""
+"""`quantize`: a trained pipeline's encoder to int8 or bf16 inference (or back to float32), for speed."""
 from pathlib import Path
 
 import typer
