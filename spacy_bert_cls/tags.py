@@ -3,7 +3,7 @@
 The one home of what a tag like "B-PER" means: its prefix and label, whether it is
 valid, and the entities a sequence of tags marks. The data readers
 (data/conll.py), `convert`, constrained decoding (decoding.py) and the HF bridge
-(interop/hf.py) all read tags through these helpers.
+(interop/hf_import.py) all read tags through these helpers.
 """
 from typing import List, Optional, Sequence, Tuple
 
