@@ -207,15 +207,32 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
     plan = plan_for(model, docs, tokenizer)
     shim = model.shims[0]
     device = shim.device
+    args = _encoder_args(plan, device)
+    torch_outputs, torch_backprop = shim(args, is_train) if is_train else (_predict(shim, args), None)
+    pieces, cls, pooled = (torch2xp(t.float()) for t in torch_outputs)
+    outputs = _split_by_doc(docs, plan, pieces, cls, pooled)
+    shapes = (pieces.shape, cls.shape, pooled.shape)
+
+    def backprop(d_outputs: List[BertGrad]):
+        tensors, grads = _output_gradients(model.ops, plan, d_outputs, torch_outputs, shapes, device)
+        if tensors:
+            kwargs = {"grad_tensors": grads, "retain_graph": getattr(shim, "retain_graph", False)}
+            torch_backprop(ArgsKwargs(args=(tensors,), kwargs=kwargs))
+        return []
+
+    return outputs, backprop
+
+
+def _encoder_args(plan: WindowPlan, device) -> ArgsKwargs:
+    """WindowedBert's arguments for a plan: the buckets, and how its outputs become doc pieces."""
 
     def to_torch(array, dtype=torch.long):
         return torch.as_tensor(array, dtype=dtype, device=device)
 
-    buckets = bucket_tensors(plan, device)
     gather_only = plan.one_source_each
-    args = ArgsKwargs(
+    return ArgsKwargs(
         args=(
-            buckets,
+            bucket_tensors(plan, device),
             to_torch(plan.piece_rows),
             None if gather_only else to_torch(plan.piece_targets),
             None if gather_only else to_torch(plan.piece_weights, torch.float32),
@@ -224,9 +241,11 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
         ),
         kwargs={},
     )
-    torch_outputs, torch_backprop = shim(args, is_train) if is_train else (_predict(shim, args), None)
-    pieces_t, cls_t, pooled_t = torch_outputs
-    pieces, cls, pooled = (torch2xp(t.float()) for t in torch_outputs)
+
+
+def _split_by_doc(docs: List[DocPieces], plan: WindowPlan, pieces, cls, pooled) -> List[BertOutput]:
+    """The batch's pieces [n_pieces, hidden] and windows' cls and pooled [n_windows, hidden],
+    cut into one BertOutput per doc (views, no copies)."""
     outputs = []
     piece_start = window_start = 0
     for doc, n_pieces, n_windows in zip(docs, plan.doc_pieces, plan.doc_windows):
@@ -241,29 +260,30 @@ def encoder_forward(model: Model, inputs: Tuple[List[DocPieces], PieceTokenizer]
         )
         piece_start += n_pieces
         window_start += n_windows
+    return outputs
 
-    def backprop(d_outputs: List[BertGrad]):
-        tensors, grads = [], []
-        for name, tensor, shape in (("pieces", pieces_t, pieces.shape), ("cls", cls_t, cls.shape),
-                                    ("pooled", pooled_t, pooled.shape)):
-            parts = [getattr(d, name) for d in d_outputs]
-            if all(p is None for p in parts):
-                continue
-            rows = plan.doc_pieces if name == "pieces" else plan.doc_windows
-            full = model.ops.alloc2f(*shape)
-            offset = 0
-            for part, n in zip(parts, rows):
-                if part is not None:
-                    full[offset:offset + n] = part
-                offset += n
-            tensors.append(tensor)
-            grads.append(xp2torch(full, device=device).to(tensor.dtype))
-        if tensors:
-            kwargs = {"grad_tensors": grads, "retain_graph": getattr(shim, "retain_graph", False)}
-            torch_backprop(ArgsKwargs(args=(tensors,), kwargs=kwargs))
-        return []
 
-    return outputs, backprop
+def _output_gradients(ops, plan: WindowPlan, d_outputs: List[BertGrad], torch_outputs, shapes, device):
+    """The docs' gradients joined into one per encoder output (pieces, cls, pooled), as
+    torch tensors of the output's dtype; an output no doc has a gradient for is left out.
+
+    RETURNS: the output tensors and their gradients, for torch.autograd.backward.
+    """
+    tensors, grads = [], []
+    for name, tensor, shape in zip(("pieces", "cls", "pooled"), torch_outputs, shapes):
+        parts = [getattr(d, name) for d in d_outputs]
+        if all(p is None for p in parts):
+            continue
+        rows = plan.doc_pieces if name == "pieces" else plan.doc_windows
+        full = ops.alloc2f(*shape)
+        offset = 0
+        for part, n in zip(parts, rows):
+            if part is not None:
+                full[offset:offset + n] = part
+            offset += n
+        tensors.append(tensor)
+        grads.append(xp2torch(full, device=device).to(tensor.dtype))
+    return tensors, grads
 
 
 def _predict(shim: PyTorchShim, args: ArgsKwargs):
