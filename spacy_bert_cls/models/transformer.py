@@ -50,20 +50,9 @@ def build_bert_transformer_v1(
         spacy-transformers (init_scale, growth_factor, backoff_factor, ...).
     RETURNS (Model[List[Doc], List[BertOutput]]): the model; output dim nO = hidden_size.
     """
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
-        hidden_act=hidden_act,
-        hidden_dropout_prob=hidden_dropout_prob,
-        attention_probs_dropout_prob=attention_probs_dropout_prob,
-        max_position_embeddings=max_position_embeddings,
-        type_vocab_size=type_vocab_size,
-        layer_norm_eps=layer_norm_eps,
-        pad_token_id=pad_token_id,
-    )
+    # The sizes are BertConfig's fields, under the same names: the arguments (locals(),
+    # before any other local variable) filtered to those fields.
+    config = BertConfig.from_dict(locals())
     pieces = build_piece_encoder()
     encoder = build_windowed_encoder(
         config,
@@ -74,12 +63,17 @@ def build_bert_transformer_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
+    return _transformer_model(pieces, encoder)
+
+
+def _transformer_model(pieces: Model, encoder: Model) -> Model[List[Doc], List[BertOutput]]:
+    """The `bert` component's model: the piece encoder, then the windowed encoder."""
     return Model(
         "bert_transformer",
         transformer_forward,
         layers=[pieces, encoder],
         refs={"pieces": pieces, "encoder": encoder},
-        dims={"nO": hidden_size},
+        dims={"nO": encoder.get_dim("nO")},
         # nlp.replace_listeners: a listener becomes an InlineBertListener with a copy of
         # this model (functions in attrs are not serialized; the config sets them again)
         attrs={"replace_listener": replace_listener, "replace_listener_cfg": replace_listener_cfg},
