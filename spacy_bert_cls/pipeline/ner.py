@@ -27,12 +27,13 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
 
 from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
 from ..models.listener import BertListener
 from ..tokenization.words import word_starts
+from .heads import update_head
 
 logger = logging.getLogger(__name__)
 DECODERS = ("constrained", "hf_first", "argmax")
@@ -240,21 +241,9 @@ class BertEntityRecognizer(TrainablePipe):
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0,
                sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "BertEntityRecognizer.update")
-        examples = list(examples)
-        if not examples:
-            return losses
-        set_dropout_rate(self.model, drop)
-        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_logits = self.get_loss(examples, logits)
-        backprop(d_logits)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        """TrainablePipe.update, except that a batch of empty docs is learned from too
+        (why: heads.update_head)."""
+        return update_head(self, examples, drop=drop, sgd=sgd, losses=losses, method="BertEntityRecognizer.update")
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *,
                    nlp: Optional[Language] = None, labels: Optional[Iterable[str]] = None) -> None:

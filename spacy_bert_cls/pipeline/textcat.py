@@ -15,8 +15,10 @@ from spacy.scorer import PRFScore, Scorer
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
+
+from .heads import update_head
 
 DEFAULT_MODEL = """
 [model]
@@ -141,21 +143,9 @@ class BertTextCategorizer(TrainablePipe):
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0,
                sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        validate_examples(examples, "BertTextCategorizer.update")
-        examples = list(examples)
-        if not examples:
-            return losses
-        set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        backprop(d_scores)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        """TrainablePipe.update, except that a batch of empty docs is learned from too
+        (why: heads.update_head)."""
+        return update_head(self, examples, drop=drop, sgd=sgd, losses=losses, method="BertTextCategorizer.update")
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *,
                    nlp: Optional[Language] = None, labels: Optional[Iterable[str]] = None,
