@@ -1,4 +1,4 @@
-"""What the heads (bert_textcat, bert_ner) share: their `update`."""
+"""What the heads (bert_textcat, bert_ner) share: their `update`, and adding a label."""
 from typing import Dict, Iterable, Optional
 
 from spacy.pipeline import TrainablePipe
@@ -33,3 +33,17 @@ def update_head(pipe: TrainablePipe, examples: Iterable[Example], *, drop: float
         pipe.finish_update(sgd)
     losses[pipe.name] += loss
     return losses
+
+
+def add_head_label(pipe: TrainablePipe, label: str) -> int:
+    """Add `label` to the head's cfg["labels"] (the head checks first what a label of its
+    may be). A head that is initialized has its output width, and takes no new label.
+
+    RETURNS (int): 1 when added, 0 when the head had it already.
+    """
+    if label in pipe.labels:
+        return 0
+    if pipe.model.get_ref("output_layer").has_dim("nO"):
+        raise ValueError(f"'{pipe.name}' is initialized; adding label {label!r} needs a new initialize")
+    pipe.cfg["labels"].append(label)
+    return 1

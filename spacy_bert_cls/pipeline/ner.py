@@ -33,7 +33,7 @@ from thinc.types import Floats2d
 from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
 from ..models.listener import BertListener
 from ..tokenization.words import word_starts
-from .heads import update_head
+from .heads import add_head_label, update_head
 
 logger = logging.getLogger(__name__)
 DECODERS = ("constrained", "hf_first", "argmax")
@@ -148,12 +148,7 @@ class BertEntityRecognizer(TrainablePipe):
     def add_label(self, label: str) -> int:
         if not isinstance(label, str) or not label or "-" == label[:1]:
             raise ValueError(f"entity labels must be non-empty strings, got {label!r}")
-        if label in self.labels:
-            return 0
-        if self.model.get_ref("output_layer").has_dim("nO"):
-            raise ValueError(f"'{self.name}' is initialized; adding label {label!r} needs a new initialize")
-        self.cfg["labels"].append(label)
-        return 1
+        return add_head_label(self, label)
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
         """Tag logits per token ([n_tokens, n_tags] per doc); with decoder hf_first, per

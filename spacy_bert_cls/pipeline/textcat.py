@@ -18,7 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
 
-from .heads import update_head
+from .heads import add_head_label, update_head
 
 DEFAULT_MODEL = """
 [model]
@@ -91,12 +91,7 @@ class BertTextCategorizer(TrainablePipe):
     def add_label(self, label: str) -> int:
         if not isinstance(label, str):
             raise ValueError(f"labels must be strings, got {label!r}")
-        if label in self.labels:
-            return 0
-        if self.model.get_ref("output_layer").has_dim("nO"):
-            raise ValueError(f"'{self.name}' is initialized; adding label {label!r} needs a new initialize")
-        self.cfg["labels"].append(label)
-        return 1
+        return add_head_label(self, label)
 
     def predict(self, docs: Iterable[Doc]) -> Floats2d:
         docs = list(docs)
