@@ -33,7 +33,7 @@ from thinc.types import Floats2d
 from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
 from ..models.listener import BertListener
 from ..tokenization.words import word_starts
-from .heads import add_head_label, update_head
+from .shared import add_head_label, update_head
 
 logger = logging.getLogger(__name__)
 DECODERS = ("constrained", "hf_first", "argmax")

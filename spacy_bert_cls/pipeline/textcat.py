@@ -18,7 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
 
-from .heads import add_head_label, update_head
+from .shared import add_head_label, update_head
 
 DEFAULT_MODEL = """
 [model]
