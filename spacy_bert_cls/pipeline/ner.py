@@ -237,7 +237,7 @@ class BertEntityRecognizer(TrainablePipe):
     def update(self, examples: Iterable[Example], *, drop: float = 0.0,
                sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
         """TrainablePipe.update, except that a batch of empty docs is learned from too
-        (why: heads.update_head)."""
+        (why: shared.update_head)."""
         return update_head(self, examples, drop=drop, sgd=sgd, losses=losses, method="BertEntityRecognizer.update")
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *,
