@@ -36,7 +36,6 @@ from ..tokenization.words import word_starts
 from .shared import add_head_label, update_head
 
 logger = logging.getLogger(__name__)
-DECODERS = ("constrained", "hf_first", "argmax")
 
 CONFIDENCE = "confidence"
 # The span-group attribute that marks a group as a bert_ner's entities (its value: the
@@ -150,17 +149,17 @@ class BertEntityRecognizer(TrainablePipe):
             raise ValueError(f"entity labels must be non-empty strings, got {label!r}")
         return add_head_label(self, label)
 
-    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
-        """Tag logits per token ([n_tokens, n_tags] per doc); with decoder hf_first, per
-        word piece, with the pieces' character offsets."""
+    def predict(self, docs: Iterable[Doc]) -> List["TagScores"]:
+        """Tag logits of each doc: per token, or with decoder hf_first per word piece (with
+        the pieces' character offsets), as the decoder reads them."""
         docs = list(docs)
         if not docs:
             return []
         if self.decoder == "hf_first":
             return self._predict_pieces(docs)
-        return self.model.predict(docs)
+        return [TagScores(logits) for logits in self.model.predict(docs)]
 
-    def _predict_pieces(self, docs: List[Doc]) -> List["PieceLogits"]:
+    def _predict_pieces(self, docs: List[Doc]) -> List["TagScores"]:
         listener = self.model.get_ref("tok2vec")
         if not isinstance(listener, BertListener):
             raise ValueError(f"'{self.name}': decoder hf_first needs the tagger's tok2vec to be a BertListener")
@@ -169,38 +168,16 @@ class BertEntityRecognizer(TrainablePipe):
         result = []
         for doc, output in zip(docs, listener.take_outputs(docs)):
             if output is None or output.piece_offsets is None:  # initialisation: no pieces yet
-                result.append(PieceLogits(self.model.ops.alloc2f(0, n_tags), numpy.zeros((0, 2), dtype="int64")))
+                result.append(TagScores(self.model.ops.alloc2f(0, n_tags), numpy.zeros((0, 2), dtype="int64")))
             else:
-                result.append(PieceLogits(output_layer.predict(output.pieces), numpy.asarray(output.piece_offsets)))
+                result.append(TagScores(output_layer.predict(output.pieces), numpy.asarray(output.piece_offsets)))
         return result
 
-    def set_annotations(self, docs: Sequence[Doc], logits: List[Floats2d]) -> None:
-        scheme = self.scheme
+    def set_annotations(self, docs: Sequence[Doc], scores: List["TagScores"]) -> None:
+        """The entities of each doc, as the decoder reads `scores` (predict's): doc.ents,
+        and doc.spans[spans_key] with their confidences."""
         key = self.cfg["spans_key"]
-        decoder = self.decoder
-        names = hf_tag_names(scheme)
-        unaligned_batch = []
-        found: List[list] = []
-        unaligned_per_doc: List[List[dict]] = [[] for _ in docs]
-        if decoder == "hf_first":
-            for doc, doc_logits, unaligned in zip(docs, logits, unaligned_per_doc):
-                found.append(_hf_first(doc, doc_logits, names, unaligned, self.model.ops))
-                unaligned_batch.extend((doc, u) for u in unaligned)
-        else:
-            log_probs = [_log_softmax(self.model.ops.to_numpy(doc_logits)) for doc_logits in logits]
-            # Tokens of characters BERT drops (whitespace, control characters) have no
-            # piece: no vector, so their tag is O.
-            no_piece = [numpy.array([not _has_piece(t.text) for t in doc], dtype=bool) for doc in docs]
-            if decoder == "argmax":
-                for doc, doc_lp, empty in zip(docs, log_probs, no_piece):
-                    whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
-                    # As HF's evaluation on pre-split words: a word without a piece is O (score 1).
-                    doc_lp[empty] = numpy.where(scheme.outside, 0.0, -numpy.inf)
-                    found.append(first_piece_entities(doc_lp, names, numpy.ones(len(doc), dtype=bool), whitespace))
-            else:
-                # One batched Viterbi + forward-backward for the whole batch: a numpy step per
-                # token position, not per token of every doc (it was 22% of nlp.pipe's time).
-                found = decode_batch(log_probs, scheme, no_piece)
+        found, unaligned_per_doc = _DECODE[self.decoder](self, docs, scores)
         for doc, entities, unaligned in zip(docs, found, unaligned_per_doc):
             spans = [Span(doc, start, end, label=label) for start, end, label, _ in entities]
             doc.ents = spans
@@ -209,6 +186,7 @@ class BertEntityRecognizer(TrainablePipe):
                 if unaligned:
                     attrs["unaligned"] = unaligned
                 doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs=attrs)
+        unaligned_batch = [(doc, u) for doc, unaligned in zip(docs, unaligned_per_doc) for u in unaligned]
         if unaligned_batch:
             _report_unaligned(self.name, unaligned_batch)
 
@@ -272,15 +250,59 @@ class BertEntityRecognizer(TrainablePipe):
 
 
 def _check_decoder(decoder: str) -> None:
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder not in _DECODE:
+        raise ValueError(f"decoder must be one of {tuple(_DECODE)}, got {decoder!r}")
 
 
-class PieceLogits(NamedTuple):
-    """Tag logits of every word piece of a doc (decoder hf_first)."""
+class TagScores(NamedTuple):
+    """What bert_ner.predict gives for a doc, whatever the decoder."""
 
-    logits: Floats2d  # [n_pieces, n_tags]
-    offsets: numpy.ndarray  # int64 [n_pieces, 2]: character spans in doc.text
+    logits: Floats2d  # [n, n_tags]: per token, or per word piece (decoder hf_first)
+    offsets: Optional[numpy.ndarray] = None  # int64 [n_pieces, 2] of the pieces in doc.text; None: per token
+
+
+# Each decoder: (component, docs, predict's scores) -> (entities of each doc as
+# (start, end, label, confidence), the entities it had to widen or drop in each doc).
+Decoded = Tuple[List[list], List[List[dict]]]
+
+
+def _decode_constrained(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: List[TagScores]) -> Decoded:
+    """The most probable valid tag sequence of each doc, with confidences: one batched
+    Viterbi + forward-backward, a numpy step per token position (not per token of every
+    doc: it was 22% of nlp.pipe's time)."""
+    log_probs = [_log_softmax(pipe.model.ops.to_numpy(s.logits)) for s in scores]
+    return decode_batch(log_probs, pipe.scheme, _no_piece(docs)), [[] for _ in docs]
+
+
+def _decode_argmax(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: List[TagScores]) -> Decoded:
+    """HF's rule on spaCy's tokens as the words (HF's evaluation on pre-split words)."""
+    scheme, names, found = pipe.scheme, hf_tag_names(pipe.scheme), []
+    for doc, s, empty in zip(docs, scores, _no_piece(docs)):
+        doc_lp = _log_softmax(pipe.model.ops.to_numpy(s.logits))
+        whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
+        # As HF's evaluation on pre-split words: a word without a piece is O (score 1).
+        doc_lp[empty] = numpy.where(scheme.outside, 0.0, -numpy.inf)
+        found.append(first_piece_entities(doc_lp, names, numpy.ones(len(doc), dtype=bool), whitespace))
+    return found, [[] for _ in docs]
+
+
+def _decode_hf_first(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: List[TagScores]) -> Decoded:
+    """HF's rule on BERT's words (transformers.pipeline, aggregation_strategy="first")."""
+    names = hf_tag_names(pipe.scheme)
+    unaligned_per_doc: List[List[dict]] = [[] for _ in docs]
+    found = [_hf_first(doc, s, names, unaligned, pipe.model.ops)
+             for doc, s, unaligned in zip(docs, scores, unaligned_per_doc)]
+    return found, unaligned_per_doc
+
+
+_DECODE: Dict[str, Callable[..., Decoded]] = {
+    "constrained": _decode_constrained, "hf_first": _decode_hf_first, "argmax": _decode_argmax}
+
+
+def _no_piece(docs: Sequence[Doc]) -> List[numpy.ndarray]:
+    """Per doc, the tokens of characters BERT drops (whitespace, control characters): no
+    piece, no vector, so their tag is O."""
+    return [numpy.array([not _has_piece(t.text) for t in doc], dtype=bool) for doc in docs]
 
 
 def _has_piece(text: str) -> bool:
@@ -293,7 +315,7 @@ def _has_piece(text: str) -> bool:
     return bool(word_starts(text).any())
 
 
-def _hf_first(doc: Doc, scores: PieceLogits, names: List[str], unaligned: List[dict], ops) -> list:
+def _hf_first(doc: Doc, scores: TagScores, names: List[str], unaligned: List[dict], ops) -> list:
     """HF's rule on the pieces, then onto spaCy's tokens.
 
     The words are BERT's pre-tokenizer words (a piece starts one where the text has a word
