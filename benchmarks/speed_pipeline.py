@@ -223,9 +223,9 @@ def child_build(args) -> None:
 
 def encoder_state(nlp, system: str):
     if system == "ours":
-        from spacy_bert_cls.models.transformer import get_bert_model
+        from spacy_bert_cls.models.encoder import get_bert_shim
 
-        return get_bert_model(nlp.get_pipe("bert").model).state_dict()
+        return get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict()
     return nlp.get_pipe("transformer").model.transformer.state_dict()
 
 

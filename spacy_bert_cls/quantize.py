@@ -15,7 +15,7 @@ import torch
 from spacy.language import Language
 
 from .errors import DataError
-from .models.encoder import bucket_tensors, get_windowed_bert, plan_for
+from .models.encoder import bucket_tensors, get_bert_shim, plan_for
 from .models.pieces import get_piece_tokenizer
 from .pytorch.quantized import (BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, calibrate_int8, fidelity,
                                 quantizable_layers)
@@ -79,7 +79,7 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
     if component not in nlp.pipe_names:
         raise ValueError(f"no component {component!r} in the pipeline (it has {nlp.pipe_names})")
-    windowed = get_windowed_bert(nlp.get_pipe(component).model.get_ref("encoder"))
+    windowed = get_bert_shim(nlp.get_pipe(component).model).windowed
     if next(windowed.bert.parameters()).device.type != "cpu":
         windowed.to("cpu")
     batches = list(encoder_batches(nlp, calibration_texts(data, n_texts), component)) if data else []

@@ -1,7 +1,6 @@
 """Every `spacy-bert-cls` subcommand once with a bad argument (a missing file, the wrong
 kind of pipeline, the wrong kind of data): one line "✘ what: ... what to do", exit code
 1, no traceback, and nothing written where the command would write."""
-import json
 
 import pytest
 import spacy

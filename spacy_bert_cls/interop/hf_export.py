@@ -39,7 +39,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     import spacy
 
     from ..models.pieces import get_piece_tokenizer
-    from ..models.transformer import get_bert_model
+    from ..models.encoder import get_bert_shim
     from ..pipeline.ner import BertEntityRecognizer
     from ..tokenization.wordpiece import save_piece_tokenizer, tokenizer_lowercases
 
@@ -48,7 +48,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     component, head = _export_head(nlp, component, source)
     listener = head.model.get_ref("tok2vec")
     encoder_model = _head_encoder(nlp, component, listener, source)
-    bert = get_bert_model(encoder_model)
+    bert = get_bert_shim(encoder_model).windowed.bert
     config = bert.config
     state = {k: v.detach().float() for k, v in bert.state_dict().items()}
     weight, bias = _classifier_params(head)

@@ -78,6 +78,11 @@ class BertShim(PyTorchShim):
     # component to clip its gradient by the global norm before the step: the shim does.
     clip_global = False
 
+    @property
+    def windowed(self) -> WindowedBert:
+        """The torch module this shim wraps."""
+        return self._model
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Set by the `bert` component while its listeners backpropagate one by one.
@@ -163,13 +168,11 @@ class BertShim(PyTorchShim):
         self._grad_scaler.update()
 
 
-def get_windowed_bert(model: Model) -> WindowedBert:
-    return model.shims[0]._model
-
-
 def get_bert_shim(model: Model) -> BertShim:
-    """The shim of the torch encoder inside `model` (a `bert` component's model, its encoder
-    layer, or an InlineBertListener's encoder)."""
+    """The torch encoder inside `model` (a `bert` component's model, its encoder layer, or
+    an InlineBertListener's encoder), as its shim: the one accessor. Its training state
+    (stashes, clipping) is the shim's; `.windowed` is the torch module that runs the
+    windows, `.windowed.bert` the BertModel (export, pretraining, loading, freezing)."""
     return next(node for node in model.walk() if node.shims).shims[0]
 
 

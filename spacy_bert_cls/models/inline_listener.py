@@ -12,7 +12,7 @@ from thinc.shims import Shim
 from thinc.types import Floats2d
 
 from ..errors import E_INLINE_NOT_TRAINED, ListenerError
-from .encoder import get_bert_shim, get_windowed_bert
+from .encoder import get_bert_shim
 from .listener import BertListener, pool_outputs
 from .output import BertOutput
 from .pieces import get_piece_tokenizer
@@ -98,7 +98,7 @@ def build_bert_inline_listener_v1(
         pooling = pooling if pooling is not None else reduce_mean()
     else:
         pooling = noop()
-    get_windowed_bert(encoder.get_ref("encoder")).inference_dtype = inference_dtype
+    get_bert_shim(encoder).windowed.inference_dtype = inference_dtype
     return InlineBertListener(encoder, width, pooling, grad_factor, output=output)
 
 
@@ -107,7 +107,7 @@ def replace_listener(encoder: Model, listener: BertListener, component) -> Inlin
     `encoder` is a copy of the `bert` component's model. It predicts in float32, as the
     config replace_listener_cfg writes says (set inference_dtype there for int8 or bf16)."""
     _restore_refs(component.model, encoder)
-    get_windowed_bert(encoder.get_ref("encoder")).inference_dtype = "float32"
+    get_bert_shim(encoder).windowed.inference_dtype = "float32"
     return InlineBertListener(encoder, listener.get_dim("nO"), listener.layers[0],
                               listener.attrs["grad_factor"], output=listener.attrs["output"])
 

@@ -14,7 +14,7 @@ from ..errors import CheckpointError
 from ..tokenization import PieceTokenizer, load_piece_tokenizer
 from ..tokenization.wordpiece import TOKENIZER_JSON, VOCAB_TXT
 from .pieces import set_piece_tokenizer
-from .transformer import get_bert_model
+from .encoder import get_bert_shim
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class HFLoader:
         self.vocab = Path(vocab) if vocab is not None else None
 
     def __call__(self, model: Model) -> Model:
-        bert = get_bert_model(model)
+        bert = get_bert_shim(model).windowed.bert
         if self.path is None and self.vocab is None:
             raise CheckpointError(
                 "paths.bert",

@@ -5,8 +5,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from ..pytorch.config import BertConfig
-from ..pytorch.encoder import BertModel
-from .encoder import build_windowed_encoder, get_windowed_bert
+from .encoder import build_windowed_encoder
 from .inline_listener import replace_listener, replace_listener_cfg
 from .output import BertOutput
 from .pieces import build_piece_encoder, get_piece_tokenizer
@@ -93,11 +92,3 @@ def transformer_forward(model: Model, docs: List[Doc], is_train: bool):
         return []
 
     return outputs, backprop
-
-
-def get_bert_model(model: Model) -> BertModel:
-    """The torch encoder inside a `bert` component's model: the one accessor.
-
-    Export, pretraining and freezing go through this, never through shims directly.
-    """
-    return get_windowed_bert(model.get_ref("encoder")).bert

@@ -9,7 +9,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..models.encoder import clip_encoder_gradient, get_bert_shim, get_windowed_bert
+from ..models.encoder import clip_encoder_gradient, get_bert_shim
 from ..models.listener import BertListener
 from ..models.output_table import store_outputs
 from ..models.output import BertGrad, BertOutput
@@ -85,11 +85,11 @@ class BertTransformer(TrainablePipe):
     def inference_dtype(self) -> str:
         """"float32", "int8" or "bfloat16": see make_bert. The factory setting (config.cfg)
         is where it is saved; setting it here changes this pipeline's predictions now."""
-        return get_windowed_bert(self.model.get_ref("encoder")).inference_dtype
+        return self._shim().windowed.inference_dtype
 
     @inference_dtype.setter
     def inference_dtype(self, value: str) -> None:
-        get_windowed_bert(self.model.get_ref("encoder")).inference_dtype = value
+        self._shim().windowed.inference_dtype = value
 
     # Listener bookkeeping, as spaCy's Tok2Vec: Language._link_components calls these.
     @property

@@ -12,7 +12,7 @@ from thinc.api import Adam, fix_random_seed
 from spacy_bert_cls.errors import CheckpointError, ListenerError
 from spacy_bert_cls.models import output_table
 from spacy_bert_cls.models.loaders import build_hf_loader_v1
-from spacy_bert_cls.models.transformer import get_bert_model
+from spacy_bert_cls.models.encoder import get_bert_shim
 
 TRAIN = [
     ("i love this movie", {"cats": {"POS": 1.0, "NEG": 0.0}, "entities": []}),
@@ -116,8 +116,8 @@ def test_saved_pipeline_holds_its_own_weights(tiny_model_config, tmp_path):
         path.unlink()
     checkpoint.rmdir()
     loaded = spacy.load(tmp_path / "pipeline")
-    a = get_bert_model(nlp.get_pipe("bert").model).state_dict()
-    b = get_bert_model(loaded.get_pipe("bert").model).state_dict()
+    a = get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict()
+    b = get_bert_shim(loaded.get_pipe("bert").model).windowed.bert.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -192,7 +192,7 @@ def test_both_component_orders_train(tiny_checkpoint, tiny_model_config, order):
 
 
 def _weights(nlp):
-    return {k: v.clone() for k, v in get_bert_model(nlp.get_pipe("bert").model).state_dict().items()}
+    return {k: v.clone() for k, v in get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict().items()}
 
 
 @pytest.mark.parametrize("setting", ["frozen", "grad_factor_0"])

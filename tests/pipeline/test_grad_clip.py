@@ -5,7 +5,7 @@ import pytest
 import torch
 from thinc.api import SGD, fix_random_seed
 
-from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim
 
 from ..conftest import TINY_SIZES, tiny_vocab
 from .test_heads import TRAIN, initialize, make_nlp
@@ -17,7 +17,7 @@ def test_encoder_step_has_the_global_norm_of_grad_clip(tiny_checkpoint, clip):
     nlp = make_nlp({"vocab_size": len(tiny_vocab()), **TINY_SIZES, "window_size": 16, "stride": 8})
     examples, _ = initialize(nlp, tiny_checkpoint, TRAIN)
     bert = nlp.get_pipe("bert")
-    encoder = get_windowed_bert(bert.model.get_ref("encoder"))
+    encoder = get_bert_shim(bert.model).windowed
     nlp.update(examples, sgd=None, losses={})  # gradients only
     grads = {name: p.grad.clone() for name, p in encoder.named_parameters() if p.grad is not None}
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()])))

@@ -5,7 +5,7 @@ import spacy
 import torch
 from thinc.api import SGD, Adam, fix_random_seed
 
-from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim
 
 from .test_heads import TRAIN, initialize
 
@@ -27,7 +27,7 @@ def make_nlp(model_config, per_listener: bool, textcat_grad_factor: float = 1.0)
 
 
 def encoder_of(nlp):
-    return get_windowed_bert(nlp.get_pipe("bert").model.get_ref("encoder"))
+    return get_bert_shim(nlp.get_pipe("bert").model).windowed
 
 
 def weights(nlp):

@@ -8,7 +8,7 @@ import spacy
 import torch
 from thinc.api import Adam, Config, fix_random_seed
 
-from spacy_bert_cls.models.encoder import get_bert_shim, get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim
 from spacy_bert_cls.models.inline_listener import InlineBertListener, replace_listener_cfg
 
 from .test_heads import TRAIN, assert_same, make_nlp, predictions, train
@@ -52,7 +52,7 @@ def test_replaced_heads_predict_as_before_and_after_a_reload(joint, tmp_path):
     bf16 = spacy.load(tmp_path / "inline", config={
         "components": {"bert_textcat": {"model": {"tok2vec": {"inference_dtype": "bfloat16"}}}}})
     encoder = bf16.get_pipe("bert_textcat").model.get_ref("tok2vec").get_ref("encoder")
-    assert get_windowed_bert(encoder.get_ref("encoder")).inference_dtype == "bfloat16"
+    assert get_bert_shim(encoder).windowed.inference_dtype == "bfloat16"
     for (cats, _), (want, _) in zip(predictions(bf16), before):
         assert list(cats.values()) == pytest.approx(list(want.values()), abs=0.05)
 

@@ -11,7 +11,7 @@ import pytest
 from thinc.api import SGD, fix_random_seed
 
 import spacy_bert_cls.pytorch.quantized as quantized
-from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim
 
 from ..conftest import TINY_SIZES, tiny_vocab
 from .test_heads import TRAIN, initialize, make_nlp
@@ -36,7 +36,7 @@ def test_prediction_follows_an_optimizer_step(tiny_checkpoint, monkeypatch, path
     bert = nlp.get_pipe("bert")
     if path == "int8":
         bert.inference_dtype = "int8"
-    encoder = get_windowed_bert(bert.model.get_ref("encoder"))
+    encoder = get_bert_shim(bert.model).windowed
     docs = [nlp.make_doc(t) for t, _ in TRAIN]
     before = _pieces(bert, docs)
     assert encoder._derived[2] is not encoder.bert  # a derived copy predicts

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_bert_cls.models.encoder import get_windowed_bert
+from spacy_bert_cls.models.encoder import get_bert_shim
 from spacy_bert_cls.pytorch import BertConfig, BertModel
 from spacy_bert_cls.pytorch import quantized
 from spacy_bert_cls.pytorch.quantized import (Int8Linear, OneDNNLinear, activation_ranges, calibrate_int8,
@@ -170,7 +170,7 @@ def test_quantized_pipeline_agrees_with_fp32_and_round_trips(trained, tmp_path, 
     copy.from_bytes(loaded.to_bytes())
     assert _predict(copy) == predicted
     if dtype == "int8":
-        windowed = get_windowed_bert(loaded.get_pipe("bert").model.get_ref("encoder"))
+        windowed = get_bert_shim(loaded.get_pipe("bert").model).windowed
         assert windowed.int8_ranges() and set(windowed.int8_settings) == {"alpha", "fp32_layers"}
 
 
@@ -190,13 +190,13 @@ def test_int8_setting_in_the_config_and_training_stays_fp32(trained):
     assert nlp.get_pipe("bert").inference_dtype == "int8"
     before = _predict(nlp)
     examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in TRAIN]
-    weights = {k: v.clone() for k, v in get_windowed_bert(nlp.get_pipe("bert").model.get_ref("encoder")).bert.state_dict().items()}
+    weights = {k: v.clone() for k, v in get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict().items()}
     optimizer = nlp.resume_training()
     # Language.update calls bert's finish_update before the listeners backpropagate, so its
     # gradients land at the next update (spacy train calls finish_update after all of them).
     for _ in range(2):
         nlp.update(examples, sgd=optimizer, drop=0.0)
-    after_state = get_windowed_bert(nlp.get_pipe("bert").model.get_ref("encoder")).bert.state_dict()
+    after_state = get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict()
     assert any(not torch.equal(weights[k], after_state[k]) for k in weights)  # fp32 weights trained
     assert _predict(nlp) != before  # and the int8 layers follow them
 
