@@ -63,7 +63,7 @@ def plan_windows(
     window_size: int,
     stride: int,
     overlap: str = "center",
-    max_batch_pieces: int = 4096,
+    max_batch_pieces: int,
 ) -> WindowPlan:
     """Plan the windows of a batch of docs.
 
@@ -71,7 +71,9 @@ def plan_windows(
     window_size (int): pieces in a window, [CLS] and [SEP] included.
     stride (int): pieces between the starts of consecutive windows of a doc.
     overlap (str): how a piece in several windows is combined: "center" or "mean".
-    max_batch_pieces (int): most padded pieces in one bucket (one encoder call).
+    max_batch_pieces (int): most padded pieces in one encoder call, the `bert` model's
+        setting (no default here: WindowedBert runs the buckets in calls of at most as
+        many pieces, and the two must be one number).
     """
     _check_window_args(window_size, stride, overlap)
     win_doc, win_start, win_end, doc_windows = _all_windows(doc_ids, window_size - 2, stride)

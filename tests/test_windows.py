@@ -41,7 +41,7 @@ def test_every_piece_comes_back_once(lengths, window, stride_frac, overlap):
 def test_center_takes_each_piece_from_its_most_central_window():
     # content 6, stride 4: windows [0, 6) and [4, 10); pieces 4 and 5 are in both.
     plan = plan_windows([numpy.arange(100, 110)], cls_id=1, sep_id=2, pad_id=0,
-                        window_size=8, stride=4, overlap="center")
+                        window_size=8, stride=4, overlap="center", max_batch_pieces=4096)
     # Piece 4: position 4 of window 0 (1 piece of context after it) beats position 0
     # of window 1; piece 5: position 1 of window 1 beats the last of window 0.
     window_of = (plan.piece_rows // plan.buckets[0].input_ids.shape[1]).tolist()
@@ -57,7 +57,7 @@ def test_long_doc_is_fully_covered():
 def test_buckets_keep_padding_small():
     rng = numpy.random.default_rng(0)
     docs = [rng.integers(10, 1000, n) for n in rng.integers(5, 120, 256)]
-    plan = plan_windows(docs, cls_id=1, sep_id=2, pad_id=0, window_size=128, stride=96)
+    plan = plan_windows(docs, cls_id=1, sep_id=2, pad_id=0, max_batch_pieces=4096, window_size=128, stride=96)
     padded = sum(b.input_ids.size for b in plan.buckets)
     real = sum(int(b.attention_mask.sum()) for b in plan.buckets)
     assert real / padded > 0.85
@@ -66,4 +66,4 @@ def test_buckets_keep_padding_small():
 @pytest.mark.parametrize("window,stride", [(2, 1), (10, 0), (10, 9)])
 def test_bad_window_settings(window, stride):
     with pytest.raises(ValueError, match="window_size"):
-        plan_windows([], cls_id=1, sep_id=2, pad_id=0, window_size=window, stride=stride)
+        plan_windows([], cls_id=1, sep_id=2, pad_id=0, max_batch_pieces=4096, window_size=window, stride=stride)

@@ -37,7 +37,8 @@ def build_windowed_encoder(
             f"max_position_embeddings ({config.max_position_embeddings})"
         )
     # Checked here, at construction, rather than at the first batch.
-    plan_windows([], cls_id=0, sep_id=0, pad_id=0, window_size=window_size, stride=stride, overlap=overlap)
+    plan_windows([], cls_id=0, sep_id=0, pad_id=0, window_size=window_size, stride=stride, overlap=overlap,
+                 max_batch_pieces=max_batch_pieces)
     # Gradient scaling is for fp16 on CUDA only; on the CPU, mixed precision is bf16
     # autocast inside WindowedBert and needs no scaler.
     on_cuda = get_torch_default_device().type == "cuda"
