@@ -84,3 +84,17 @@ def test_schedule_refuses_an_unbounded_total():
 
     with pytest.raises(ValueError, match="training.max_steps"):
         warmup_linear_fraction_v1(5e-5, 0, 0.1)
+
+
+def test_create_optimizer_on_an_uninterpolated_config_says_what_to_do():
+    """spaCy's nlp.create_optimizer() (nlp.initialize() without sgd, nlp.resume_training())
+    resolves [training.optimizer] without interpolating ${training.max_steps}: a clear error
+    that says how to make the optimizer, and that way works."""
+    from spacy.util import load_config, load_model_from_config, registry
+
+    config = load_config(ROOT / "configs" / "bert_textcat.cfg", interpolate=False)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    with pytest.raises(ValueError, match=r"nlp.config.interpolate\(\)"):
+        nlp.create_optimizer()
+    optimizer = registry.resolve(nlp.config.interpolate()["training"])["optimizer"]
+    assert nlp.resume_training(sgd=optimizer) is optimizer
