@@ -3,19 +3,17 @@ documents) and JSONL ({"text": ...} a document a line). Nothing is loaded whole.
 warn_if_tagged takes a first look at a file for tagged (CoNLL) data given as raw text."""
 import json
 import logging
-import re
 import shlex
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
 from ..errors import DataError
 from ..safe_tokenizer import SURROGATES
+from ..tags import is_valid_tag
 
 DEFAULT_MAX_LINE_CHARS = 1_000_000
 # Non-blank lines read by warn_if_tagged.
 SNIFF_LINES = 200
-# An IOB / BILUO / IOBES tag: O, B-X, I-X, L-X, U-X, E-X, S-X.
-_TAG = re.compile(r"O|[BILUES]-\S+")
 # CoNLL -> raw text: each sentence's first column joined into a line, a blank line (a new
 # document) at each -DOCSTART-. {file}: the CoNLL file, {out}: the .txt to write.
 CONLL_TO_RAW = ("awk '/^-DOCSTART-/{{if(n)print \"\"; n=0; print \"\"; next}} NF{{printf \"%s \", $1; n=1; next}} "
@@ -115,7 +113,7 @@ def iter_paragraphs(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LI
 
 def _ends_in_tag(line: str) -> bool:
     fields = line.split()
-    return 2 <= len(fields) <= 4 and _TAG.fullmatch(fields[-1]) is not None
+    return 2 <= len(fields) <= 4 and is_valid_tag(fields[-1])
 
 
 def warn_if_tagged(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LINE_CHARS) -> Optional[str]:
