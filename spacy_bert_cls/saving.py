@@ -15,10 +15,11 @@ kill during that copy leaves model-best incomplete, while model-last stays whole
 
 The saved config.cfg keeps no absolute path of the machine (`portable_config`).
 """
+import functools
 import os
 import re
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Union
+from typing import Callable, Iterable, List, Optional, Union
 
 from spacy.language import Language
 from spacy.util import SimpleFrozenList
@@ -82,19 +83,18 @@ def _plain_to_disk(nlp: Language) -> Callable:
     return (cls.__mro__[1] if cls.__dict__.get("_atomic_save") else cls).to_disk
 
 
-_ATOMIC_CLASSES: Dict[type, type] = {}
-
-
+@functools.cache
 def _atomic_class(cls: type) -> type:
+    # One subclass per pipeline class, made once (cached): each call to `type` would make a
+    # new class, and atomic views of one pipeline class should share one.
     if cls.__dict__.get("_atomic_save"):
         return cls
-    if cls not in _ATOMIC_CLASSES:
-        def to_disk(self, path, *, exclude=SimpleFrozenList()):
-            save_pipeline(self, path, exclude=exclude)
 
-        _ATOMIC_CLASSES[cls] = type(f"AtomicSave{cls.__name__}", (cls,),
-                                    {"to_disk": to_disk, "_atomic_save": True, "__module__": __name__})
-    return _ATOMIC_CLASSES[cls]
+    def to_disk(self, path, *, exclude=SimpleFrozenList()):
+        save_pipeline(self, path, exclude=exclude)
+
+    return type(f"AtomicSave{cls.__name__}", (cls,),
+                {"to_disk": to_disk, "_atomic_save": True, "__module__": __name__})
 
 
 def atomic_view(nlp: Language) -> Language:

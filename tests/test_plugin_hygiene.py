@@ -24,7 +24,7 @@ nlp = spacy.blank("en")  # spaCy imports every plugin's spacy_factories entry po
 report = {"factories_imported": "spacy_bert_cls.pipeline.bert" in sys.modules,
           "span_extensions": [n for n in ("confidence",) if Span.has_extension(n)]}
 import spacy_bert_cls.forking as forking
-report["fork_hooks_at_import"] = forking._installed
+report["fork_hooks_at_import"] = forking.fork_hooks_installed()
 for ep in distribution("spacy_bert_cls").entry_points:
     ep.load()
 import spacy_bert_cls
