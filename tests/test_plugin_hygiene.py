@@ -42,7 +42,7 @@ except ImportError as err:
     messages["evaluate --html"] = str(err)
 from spacy_bert_cls.interop.onnx import write_onnx
 try:
-    write_onnx(Path(tempfile.mkdtemp()) / "model.onnx", None, None, None, token_level=False)
+    write_onnx(Path(tempfile.mkdtemp()) / "model.onnx", None, None, token_level=False)
 except ImportError as err:
     messages["export-hf --onnx"] = str(err)
 from spacy_bert_cls.pretraining.train import plot_curves

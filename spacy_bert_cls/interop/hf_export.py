@@ -16,7 +16,9 @@ from ..checkpoint.io import write_json, write_tensors
 from ..decoding import hf_tag_names
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
-from .hf_format import SEQUENCE_CLASSIFIER, TAGS_KEY, THRESHOLDS_KEY, TOKEN_CLASSIFIER, atomic_folder
+from ..pytorch.heads import ClassificationHead
+from .hf_format import (SEQUENCE_CLASSIFIER, TAGS_KEY, THRESHOLDS_KEY, TOKEN_CLASSIFIER, atomic_folder,
+                        classifier_tensors)
 
 
 def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
@@ -51,9 +53,9 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     bert = get_bert_shim(encoder_model).windowed.bert
     config = bert.config
     state = {k: v.detach().float() for k, v in bert.state_dict().items()}
-    weight, bias = _classifier_params(head)
+    classifier = _classifier_head(head)
     extra, tensors = _hf_config(head, component, listener, config, state, source)
-    tensors["classifier.weight"], tensors["classifier.bias"] = weight, bias
+    tensors.update(classifier_tensors(classifier))
     tokenizer = get_piece_tokenizer(encoder_model.get_ref("pieces"))
     with atomic_folder(output_dir, overwrite=overwrite) as tmp:
         write_tensors(tmp / "model.safetensors", tensors)
@@ -63,7 +65,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
         if onnx:
             from .onnx import ONNX_FILE, write_onnx
 
-            write_onnx(tmp / ONNX_FILE, bert, weight, bias, token_level=isinstance(head, BertEntityRecognizer))
+            write_onnx(tmp / ONNX_FILE, bert, classifier, token_level=isinstance(head, BertEntityRecognizer))
     return Path(output_dir)
 
 
@@ -109,12 +111,13 @@ def _head_encoder(nlp, component: str, listener, source: str):
     return encoders[upstream].model
 
 
-def _classifier_params(head) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The head's output layer as HF's classifier.weight [n_rows, hidden] and classifier.bias."""
+def _classifier_head(head) -> ClassificationHead:
+    """The head's dropout and output layer (thinc's Linear: W [n_rows, hidden], b) as the torch
+    head that HF's classifier.weight / classifier.bias and model.onnx hold."""
     output_layer = head.model.get_ref("output_layer")
     weight = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("W")), dtype=torch.float32)
     bias = torch.as_tensor(output_layer.ops.to_numpy(output_layer.get_param("b")), dtype=torch.float32)
-    return weight, bias
+    return ClassificationHead.from_weights(weight, bias, dropout=_dropout(head.model))
 
 
 def _hf_config(head, component: str, listener, config: BertConfig, state: Dict[str, torch.Tensor],

@@ -1,19 +1,26 @@
 """What import-hf and export-hf agree on about an HF classifier folder.
 
-The architectures of config.json and the task each one is, the extra config.json keys
-that our exports write and our imports read back, and how both write their output
-folder (whole or not at all). hf_import.py and hf_export.py hold one direction each.
+The architectures of config.json and the task each one is, the names of the classifier's
+tensors, the extra config.json keys that our exports write and our imports read back, and
+how both write their output folder (whole or not at all). hf_import.py and hf_export.py
+hold one direction each.
 """
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Dict, Iterator, Union
+
+from torch import Tensor
 
 from ..checkpoint.io import atomic_dir
 from ..errors import CheckpointError
+from ..pytorch.heads import ClassificationHead
 
 SEQUENCE_CLASSIFIER = "BertForSequenceClassification"
 TOKEN_CLASSIFIER = "BertForTokenClassification"
 TASKS = {SEQUENCE_CLASSIFIER: "textcat", TOKEN_CLASSIFIER: "ner"}
+# Both architectures hold their head (pytorch/heads.ClassificationHead) as `classifier`.
+CLASSIFIER = "classifier"
+CLASSIFIER_KEYS = (f"{CLASSIFIER}.weight", f"{CLASSIFIER}.bias")
 # Extra config.json keys of our exports (HF keeps unknown keys and ignores them):
 # the per-label thresholds of a multi-label classifier, and the tagger's own tag set
 # when it is not plain BIO (BILUO rows carry HF names B-/I-, see hf_export.export_hf).
@@ -36,3 +43,8 @@ def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[P
     # folder or the new one, whole, with the permissions a plain mkdir gives.
     with atomic_dir(path) as staging:
         yield staging
+
+
+def classifier_tensors(classifier: ClassificationHead) -> Dict[str, Tensor]:
+    """The head's tensors by their names in an HF folder: classifier.weight, classifier.bias."""
+    return {f"{CLASSIFIER}.{name}": tensor.detach().float() for name, tensor in classifier.state_dict().items()}

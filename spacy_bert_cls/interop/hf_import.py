@@ -6,7 +6,8 @@ the same labels and weights. Files only: config.json, model.safetensors and the 
 files are read by our own code; `transformers` is never imported.
 
 The heads are the same computation on both sides: HF's pooler -> dropout -> classifier is
-our pooled [CLS] -> Dropout -> Linear (W [n_labels, hidden] = classifier.weight), and HF's
+our pooled [CLS] -> Dropout -> Linear (W [n_labels, hidden] = classifier.weight; read into
+pytorch/heads.ClassificationHead, the head export-hf and model.onnx use too), and HF's
 token classifier on each word's first piece is our tagger on each token's first piece
 (reduce_first). Windows: an imported pipeline's window covers max_position_embeddings, so a
 text that HF takes whole (up to 512 pieces) is one window here, with the same numbers.
@@ -26,12 +27,13 @@ from ..checkpoint.io import read_json
 from ..decoding import TagScheme
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
+from ..pytorch.heads import ClassificationHead
 from ..tags import TAG_ACTIONS
-from .hf_format import SEQUENCE_CLASSIFIER, TAGS_KEY, TASKS, THRESHOLDS_KEY, TOKEN_CLASSIFIER, atomic_folder
+from .hf_format import (CLASSIFIER_KEYS, SEQUENCE_CLASSIFIER, TAGS_KEY, TASKS, THRESHOLDS_KEY, TOKEN_CLASSIFIER,
+                        atomic_folder)
 
 logger = logging.getLogger(__name__)
 
-CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 _TAG = re.compile(r"^([BILUES])-(.+)$")
 # The logit bias of a tag that the HF model does not have (never predicted).
 _ABSENT_BIAS = -1.0e4
@@ -43,8 +45,9 @@ class HFHead:
 
     task (str): "textcat" or "ner".
     labels (List[str]): class labels (textcat) or entity types (ner), in our order.
-    weight (Tensor[n_rows, hidden]), bias (Tensor[n_rows]): our output layer's rows:
-        one per label (textcat) or per tag of TagScheme(labels, scheme).tags (ner).
+    classifier (ClassificationHead): dropout and our output layer's rows (weight
+        [n_rows, hidden], bias [n_rows]): one per label (textcat) or per tag of
+        TagScheme(labels, scheme).tags (ner).
     exclusive (bool): softmax (True) or a sigmoid per label.
     scheme (str): "BIO" or "BILUO" (ner).
     thresholds (Dict[str, float]): per-label decision thresholds (multi-label).
@@ -54,8 +57,7 @@ class HFHead:
 
     task: str
     labels: List[str]
-    weight: torch.Tensor
-    bias: torch.Tensor
+    classifier: ClassificationHead
     exclusive: bool = True
     scheme: str = "BIO"
     thresholds: Dict[str, float] = field(default_factory=dict)
@@ -128,7 +130,7 @@ def _textcat_head(data, path, names, weight, bias, dropout) -> HFHead:
         unknown = set(thresholds) - set(names)
         if unknown or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in thresholds.values()):
             raise CheckpointError(path, f"{THRESHOLDS_KEY} must map labels of id2label to numbers in [0, 1]")
-    return HFHead("textcat", names, weight, bias, exclusive=exclusive,
+    return HFHead("textcat", names, ClassificationHead.from_weights(weight, bias, dropout), exclusive=exclusive,
                   thresholds={k: float(v) for k, v in thresholds.items()} if not exclusive else {},
                   dropout=dropout)
 
@@ -188,7 +190,8 @@ def _ner_head(data, path, names, weight, bias, dropout) -> HFHead:
             absent.append(tag)
     if absent:
         logger.warning("%s: id2label has no %s; those tags are never predicted", path, ", ".join(absent))
-    return HFHead("ner", labels, our_weight, our_bias, scheme=scheme, dropout=dropout, absent_tags=absent)
+    return HFHead("ner", labels, ClassificationHead.from_weights(our_weight, our_bias, dropout), scheme=scheme,
+                  dropout=dropout, absent_tags=absent)
 
 
 def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]] = None, *, lang: str = "en",
@@ -258,8 +261,8 @@ def _build_pipeline(head: HFHead, config: BertConfig, lang: str, decoder: str, m
     sample = nlp.make_doc("a")
     nlp.initialize(lambda: [Example(sample, sample)])
     output_layer = nlp.get_pipe(name).model.get_ref("output_layer")
-    output_layer.set_param("W", output_layer.ops.asarray2f(head.weight.numpy()))
-    output_layer.set_param("b", output_layer.ops.asarray1f(head.bias.numpy()))
+    output_layer.set_param("W", output_layer.ops.asarray2f(head.classifier.weight.detach().numpy()))
+    output_layer.set_param("b", output_layer.ops.asarray1f(head.classifier.bias.detach().numpy()))
     # The pipeline holds its weights now; its config no longer points at the folder.
     components["bert"]["loader"]["path"] = None
     components["bert"]["loader"]["vocab"] = None

@@ -12,45 +12,28 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from ..pytorch.encoder import BertModel
+from ..pytorch.heads import BertClassifier, ClassificationHead
 
 ONNX_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class _Classifier(nn.Module):
-    """BertModel + a linear head over the pooled [CLS] (sequence) or every piece (token)."""
-
-    def __init__(self, bert: BertModel, weight: Tensor, bias: Tensor, token_level: bool) -> None:
-        super().__init__()
-        self.bert = bert
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(bias)
-        self.token_level = token_level
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
-        """input_ids, attention_mask, token_type_ids (Tensor[batch, seq], long) ->
-        logits (Tensor[batch, seq, n_labels] per token, or Tensor[batch, n_labels])"""
-        hidden = self.bert(input_ids, attention_mask, token_type_ids)
-        return F.linear(hidden if self.token_level else self.bert.pool(hidden), self.weight, self.bias)
-
-
-def write_onnx(path: Path, bert: BertModel, weight: Tensor, bias: Tensor, token_level: bool,
+def write_onnx(path: Path, bert: BertModel, classifier: ClassificationHead, token_level: bool,
                opset: int = 17) -> Path:
-    """Export the encoder and its classifier to `path` (ONNX, batch and sequence dynamic).
+    """Export the encoder and its classifier (pytorch/heads.BertClassifier) to `path`
+    (ONNX, batch and sequence dynamic).
 
     bert (BertModel): the encoder (copied; the pipeline's module is left as it is).
-    weight (Tensor[n_labels, hidden]), bias (Tensor[n_labels]): the classifier.
+    classifier (ClassificationHead): the classifier (copied), weight [n_labels, hidden].
     token_level (bool): logits for every piece (token classification) or for the pooled [CLS].
     """
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
     except ImportError:
         raise ImportError("ONNX export needs the onnx package: pip install 'spacy_bert_cls[onnx]'") from None
-    module = _Classifier(copy.deepcopy(bert).float().cpu(), weight.float().cpu(), bias.float().cpu(), token_level)
+    module = BertClassifier(copy.deepcopy(bert).float().cpu(), copy.deepcopy(classifier).float().cpu(), token_level)
     module.eval()
     # Traced with a padded row, so that the graph keeps the attention mask's path
     # (BertModel skips it when nothing is padded).

@@ -1,4 +1,4 @@
-"""BertModel: embeddings, a stack of encoder layers and the pooler."""
+"""BertModel: embeddings, a stack of encoder layers and the pooler (pooler.py)."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -8,22 +8,11 @@ from .config import BertConfig
 from .embeddings import BertEmbeddings
 from .layer import EncoderLayer
 from .packing import PackedLayout, pack
-
-
-class BertPooler(nn.Module):
-    """dense + tanh over the [CLS] state: BERT's sentence representation."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(self, cls_hidden: Tensor) -> Tensor:
-        """cls_hidden (Tensor[..., hidden]) -> Tensor[..., hidden]"""
-        return torch.tanh(self.dense(cls_hidden))
+from .pooler import BertPooler
 
 
 class BertModel(nn.Module):
-    """The BERT encoder. Returns hidden states only: heads live in heads.py."""
+    """The BERT encoder. Returns hidden states only: the other heads live in heads.py."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()

@@ -1,7 +1,12 @@
-"""Pretraining heads: masked-LM (decoder tied to the piece embeddings) and next-sentence.
+"""The torch heads, each written once: pooler, classifier and tagger, masked-LM, next-sentence.
 
-Logits only; the losses live with the training loop. Names follow HF's
-BertForPreTraining (cls.predictions.*, cls.seq_relationship.*) through checkpoint/hf.py.
+Logits only; the losses live with the training loop. The pooler is BertModel's own
+(pooler.py, re-exported here). `ClassificationHead` is the classifier of
+BertForSequenceClassification (on the pooled [CLS]) and the tagger of
+BertForTokenClassification (on every piece), and the next-sentence head of pretraining
+(on the pooled [CLS], two classes). The models that put heads on the encoder are here too:
+`BertForPreTraining` (MLM + NSP; names follow HF's cls.predictions.*, cls.seq_relationship.*
+through checkpoint/hf.py) and `BertClassifier` (what export-hf's model.onnx computes).
 """
 from typing import Optional, Tuple
 
@@ -12,6 +17,31 @@ from torch import Tensor, nn
 from .config import BertConfig
 from .encoder import BertModel
 from .layer import activation
+from .pooler import BertPooler
+
+__all__ = ["BertClassifier", "BertForPreTraining", "BertPooler", "ClassificationHead", "MaskedLMHead"]
+
+
+class ClassificationHead(nn.Linear):
+    """Dropout, then a linear layer: weight [n_labels, hidden] and bias [n_labels], as
+    nn.Linear's (and, held as `classifier`, HF's classifier.weight / classifier.bias)."""
+
+    def __init__(self, hidden_size: int, n_labels: int, dropout: float = 0.0) -> None:
+        super().__init__(hidden_size, n_labels)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    @classmethod
+    def from_weights(cls, weight: Tensor, bias: Tensor, dropout: float = 0.0) -> "ClassificationHead":
+        """A head holding a copy of weight (Tensor[n_labels, hidden]) and bias (Tensor[n_labels]), as float32."""
+        head = cls(weight.shape[1], weight.shape[0], dropout)
+        with torch.no_grad():
+            head.weight.copy_(weight.float())
+            head.bias.copy_(bias.float())
+        return head
+
+    def forward(self, states: Tensor) -> Tensor:
+        """states (Tensor[..., hidden]) -> logits (Tensor[..., n_labels])"""
+        return super().forward(self.dropout(states))
 
 
 class MaskedLMHead(nn.Module):
@@ -36,7 +66,7 @@ class BertForPreTraining(nn.Module):
         super().__init__()
         self.bert = BertModel(config)
         self.mlm = MaskedLMHead(config)
-        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.nsp = ClassificationHead(config.hidden_size, 2)
         for module in (self.mlm, self.nsp):
             module.apply(self.bert._init_weights)
 
@@ -60,3 +90,20 @@ class BertForPreTraining(nn.Module):
         mlm_logits = self.mlm(selected, self.bert.embeddings.piece_embeddings.weight)
         nsp_logits = self.nsp(self.bert.pool(hidden))
         return mlm_logits, nsp_logits
+
+
+class BertClassifier(nn.Module):
+    """BertModel + a ClassificationHead over the pooled [CLS] (sequence) or every piece
+    (token): HF's BertForSequenceClassification / BertForTokenClassification."""
+
+    def __init__(self, bert: BertModel, classifier: ClassificationHead, token_level: bool) -> None:
+        super().__init__()
+        self.bert = bert
+        self.classifier = classifier
+        self.token_level = token_level
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """input_ids, attention_mask, token_type_ids (Tensor[batch, seq], long) ->
+        logits (Tensor[batch, seq, n_labels] per token, or Tensor[batch, n_labels])"""
+        hidden = self.bert(input_ids, attention_mask, token_type_ids)
+        return self.classifier(hidden if self.token_level else self.bert.pool(hidden))
