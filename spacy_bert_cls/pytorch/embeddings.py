@@ -18,16 +18,14 @@ class BertEmbeddings(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(
-        self,
-        input_ids: Tensor,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-    ) -> Tensor:
+    def forward(self, input_ids: Tensor, *, token_type_ids: Optional[Tensor] = None,
+                position_ids: Optional[Tensor] = None) -> Tensor:
         """
         input_ids (Tensor[batch, seq], long): piece ids.
         token_type_ids (Tensor[batch, seq], long): segment ids, 0 when None.
-        position_ids (Tensor[batch, seq], long): 0, 1, ... per row when None.
+        position_ids (Tensor[batch, seq], long): 0, 1, ... per row when None; given only
+            for packed rows (BertModel.forward_packed), where each window restarts at 0.
+        Both are keyword-only: each caller passes one of the two.
         RETURNS (Tensor[batch, seq, hidden]): the summed, normalised embeddings.
         """
         seq_len = input_ids.shape[-1]

@@ -60,7 +60,7 @@ class BertModel(nn.Module):
             if not bool(attention_mask.all()):
                 # [batch, seq] -> [batch, 1, 1, seq]: the same key mask for every head and query.
                 mask = attention_mask[:, None, None, :]
-        hidden = self.embeddings(input_ids, token_type_ids)
+        hidden = self.embeddings(input_ids, token_type_ids=token_type_ids)
         for layer in self.layers:
             hidden = layer(hidden, mask)
         return hidden
@@ -78,7 +78,7 @@ class BertModel(nn.Module):
                 f"Sequence of {int(positions.max()) + 1} pieces is longer than "
                 f"max_position_embeddings ({self.config.max_position_embeddings})"
             )
-        hidden = self.embeddings(input_ids[None], None, positions[None])[0]
+        hidden = self.embeddings(input_ids[None], position_ids=positions[None])[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
         return hidden, layout
