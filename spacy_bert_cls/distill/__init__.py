@@ -1,0 +1,87 @@
+"""Knowledge distillation: a trained pipeline's encoder into a smaller student (`spacy-bert-cls distill`).
+
+A command with its own loop rather than a config for `spacy train`: distillation runs a
+second pipeline, the teacher, on every batch and compares intermediate layers, and neither
+fits spaCy's loop, which updates one pipeline from gold Examples and sees only its
+components' losses. (A `spacy train` config would need a custom component holding the
+teacher inside the student, which would then be saved and packaged with it.) The loop is
+pretraining's pattern: settings checked before anything is written, checkpoints that a
+killed run resumes from (--resume), a progress line per window, model-last at the end.
+
+The parts: settings.py (what was asked), student.py (the student pipeline and the layer
+map), data.py (texts, gold examples, batches), losses.py (soft targets, hidden states),
+step.py (one step: teacher, student, update), resume.py (optimizer and random state in a
+checkpoint), agreement.py (dev agreement with the teacher), progress.py (what is printed),
+runner.py (the loop).
+"""
+import logging
+from pathlib import Path
+from typing import Optional
+
+import spacy
+from thinc.api import fix_random_seed
+
+from ..pretraining.checkpoints import clean_temporary, latest_checkpoint
+from .agreement import Agreement
+from .data import read_gold, read_texts
+from .runner import Runner
+from .settings import Settings
+from .step import Distiller
+from .student import check_sizes, layer_map, load_teacher, make_student, teacher_bert
+
+__all__ = ["distill", "Settings", "layer_map"]
+
+logger = logging.getLogger("spacy_bert_cls.distill")
+
+
+def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Path]:
+    """Distil settings.teacher into a student of settings.layers layers; RETURNS the
+    OUTPUT/model-last folder (None when `stop_after` stopped the run after that step, as
+    a kill would: for tests).
+
+    Every input is checked before anything is written: a bad one stops the run with a
+    ValueError (or OSError) that says what is wrong, and leaves no output.
+    """
+    s = settings
+    teacher = load_teacher(s.teacher)
+    check_sizes(teacher_bert(teacher), s.layers, s.width, s.teacher)
+    checkpoint = _checkpoint_to_resume(s.output, s.resume)
+    texts = read_texts(s.data, teacher)
+    dev = read_texts(s.dev, teacher) if s.dev else None
+    fix_random_seed(s.seed)
+    if checkpoint is not None:
+        student, mapping = spacy.load(checkpoint), layer_map(teacher_bert(teacher).config.num_hidden_layers, s.layers)
+    else:
+        student, mapping = make_student(s.teacher, s.layers)
+    # The gold examples' docs share the student's vocab (its string store).
+    gold = read_gold(s.gold, student) if s.gold else None
+    distiller = Distiller(teacher, student, mapping, temperature=s.temperature, hidden_weight=s.hidden_weight,
+                          dropout=s.dropout)
+    agreement = Agreement(teacher, dev, exclusive=_exclusive(student)) if dev else None
+    runner = Runner(s, distiller, texts, gold, agreement)
+    if checkpoint is not None:
+        runner.load_state(checkpoint)
+    s.output.mkdir(parents=True, exist_ok=True)
+    return runner.run(stop_after=stop_after)
+
+
+def _checkpoint_to_resume(output: Path, resume: bool) -> Optional[Path]:
+    """pretrain's convention: the newest checkpoint with `resume` (after cleaning up what a
+    killed run left); an error without it when the folder holds checkpoints."""
+    if resume:
+        clean_temporary(output)
+        found = latest_checkpoint(output)
+        if found is None:
+            logger.warning("--resume: no checkpoint in %s, starting from the beginning", output)
+        return found
+    if latest_checkpoint(output) is not None:
+        raise ValueError(f"{output} already holds checkpoints: pass --resume to continue that run, or choose "
+                         f"another output folder")
+    return None
+
+
+def _exclusive(nlp) -> bool:
+    """False when a text classifier of the pipeline is multi-label."""
+    from ..pipeline.textcat import BertTextCategorizer
+
+    return not any(isinstance(p, BertTextCategorizer) and not p.exclusive for _, p in nlp.pipeline)

@@ -1,0 +1,83 @@
+"""What a distillation checkpoint holds besides the student pipeline: the optimizer's
+moments and the random state, so that a resumed run goes on as the killed one would have.
+
+The checkpoint folders are pretraining's (pretraining.checkpoints: OUTPUT/checkpoint-NNNNNNNN
+written atomically, the newest few kept, training_state.pt beside the model); here the
+model is the student pipeline itself (nlp.to_disk), loadable with spacy.load.
+
+thinc's optimizer keys its moments by (model node id, parameter name), and node ids are
+handed out per process: they are saved under names that say where the node is in the
+pipeline ("<component>/<index in model.walk()>"), the same in the process that resumes.
+"""
+import random
+from typing import Any, Dict
+
+import numpy
+import torch
+from spacy.language import Language
+from thinc.api import Model, Optimizer
+from thinc.backends import get_array_ops
+
+STATS = ("mom1", "mom2")
+COUNTS = ("nr_update", "last_seen")
+
+
+def stable_keys(nlp: Language) -> Dict[int, str]:
+    """{node or shim id: its place in the pipeline}, for every model node of every component."""
+    keys: Dict[int, str] = {}
+    for name, pipe in nlp.pipeline:
+        model = getattr(pipe, "model", None)
+        if not isinstance(model, Model):
+            continue
+        for i, node in enumerate(model.walk()):
+            keys.setdefault(node.id, f"{name}/{i}")
+            for j, shim in enumerate(node.shims):
+                keys.setdefault(shim.id, f"{name}/{i}/shim{j}")
+    return keys
+
+
+def optimizer_state(optimizer: Optimizer, nlp: Language) -> Dict[str, Any]:
+    """The optimizer's moments and counts under stable names (tensors and ints only, which
+    torch.load reads with weights_only=True)."""
+    keys = stable_keys(nlp)
+    state: Dict[str, Any] = {}
+    for field in STATS:
+        state[field] = {f"{keys[node]}|{param}": torch.from_numpy(numpy.array(get_array_ops(v).to_numpy(v)))
+                        for (node, param), v in getattr(optimizer, field).items() if node in keys}
+    for field in COUNTS:
+        state[field] = {f"{keys[node]}|{param}": int(v)
+                        for (node, param), v in getattr(optimizer, field).items() if node in keys}
+    return state
+
+
+def load_optimizer_state(optimizer: Optimizer, nlp: Language, state: Dict[str, Any]) -> None:
+    """Put a saved optimizer_state back, keyed by the ids of this process's `nlp`."""
+    ids = {place: node for node, place in stable_keys(nlp).items()}
+
+    def key(name: str):
+        place, _, param = name.rpartition("|")
+        return ids[place], param
+
+    ops = nlp.get_pipe(nlp.pipe_names[0]).model.ops if nlp.pipe_names else None
+    for field in STATS:
+        values = getattr(optimizer, field)
+        for name, tensor in state[field].items():
+            array = tensor.numpy()
+            values[key(name)] = ops.asarray(array) if ops is not None else array
+    for field in COUNTS:
+        for name, count in state[field].items():
+            getattr(optimizer, field)[key(name)] = count
+
+
+def random_state() -> Dict[str, Any]:
+    """torch's, Python's and numpy's random state (thinc's dropout draws from numpy's)."""
+    name, keys, position, has_gauss, cached = numpy.random.get_state()
+    return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "numpy_rng": [name, torch.from_numpy(keys.astype("int64")), position, has_gauss, cached]}
+
+
+def set_random_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    name, keys, position, has_gauss, cached = state["numpy_rng"]
+    numpy.random.set_state((name, keys.numpy().astype("uint32"), position, has_gauss, cached))

@@ -1,0 +1,162 @@
+"""One distillation step: the teacher's targets for a batch of texts, and the student's
+forward and backward passes against them (and against gold examples, when there are some).
+
+The teacher runs as it predicts (eval mode, no gradients). Its heads' outputs are the soft
+targets: bert_textcat's probabilities, bert_ner's tag logits per token. Any other component
+that listens to the encoder (spaCy's textcat, ner, spancat ...) learns from the teacher's
+annotations as silver examples, through its own update: a transition-based ner exposes
+no per-token distribution to match, and spaCy's textcat's own loss (squared error to
+doc.cats) takes the teacher's probabilities as they are.
+
+The student's encoder runs once through its `bert` component (hooks record the states
+that the hidden-state loss compares); each head backpropagates through the listener as in
+`spacy train`, and the optimizer steps once, after the gold and the distillation passes.
+"""
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Optimizer, set_dropout_rate
+
+from ..models.encoder import bucket_tensors, get_bert_shim, plan_for
+from ..models.pieces import get_piece_tokenizer
+from ..pipeline.ner import BertEntityRecognizer
+from ..pipeline.textcat import BertTextCategorizer
+from .losses import cats_loss, hidden_loss, recorded_states, tags_loss
+from .student import encoder_name
+
+
+class Targets:
+    """The teacher's outputs for a batch: soft targets by head, silver docs, hidden states."""
+
+    def __init__(self, docs: List[Doc], soft: Dict[str, object], states: List[torch.Tensor]) -> None:
+        self.docs, self.soft, self.states = docs, soft, states
+
+
+class Distiller:
+    """The teacher and the student of a run, and what one step does with them."""
+
+    def __init__(self, teacher: Language, student: Language, mapping: Sequence[int], *, temperature: float,
+                 hidden_weight: float, dropout: float) -> None:
+        self.teacher, self.student, self.mapping = teacher, student, list(mapping)
+        self.temperature, self.hidden_weight, self.dropout = temperature, hidden_weight, dropout
+        self.teacher_encoder = teacher.get_pipe(encoder_name(teacher, "the teacher"))
+        self.encoder = student.get_pipe(encoder_name(student, "the student"))
+        self.teacher_bert = get_bert_shim(self.teacher_encoder.model).windowed.bert
+        self.teacher_bert.eval().requires_grad_(False)
+
+    @property
+    def heads(self) -> List[str]:
+        """The student's components that listen to its encoder, in the order the encoder
+        hands them its output (the last one's backprop runs the encoder's backward pass)."""
+        return list(self.encoder.listening_components)
+
+    @torch.no_grad()
+    def targets(self, texts: Sequence[str]) -> Targets:
+        docs = [self.teacher.make_doc(text) for text in texts]
+        self.teacher_encoder.set_annotations(docs, self.teacher_encoder.predict(docs))
+        soft: Dict[str, object] = {}
+        for name in self.teacher_encoder.listening_components:
+            pipe = self.teacher.get_pipe(name)
+            if isinstance(pipe, BertEntityRecognizer):
+                soft[name] = [pipe.model.ops.to_numpy(x) for x in pipe.model.predict(docs)]
+            elif isinstance(pipe, BertTextCategorizer):
+                soft[name] = pipe.model.ops.to_numpy(pipe.predict(docs))
+            else:
+                pipe.set_annotations(docs, pipe.predict(docs))
+        states: List[torch.Tensor] = []
+        if self.hidden_weight > 0:
+            with recorded_states(self.teacher_bert, self.mapping) as states:
+                self.teacher_bert.forward_packed(self._buckets(docs))
+        return Targets(docs, soft, states)
+
+    def _buckets(self, docs: List[Doc]):
+        """The windows the encoder runs for `docs`, as the student's forward plans them."""
+        model = self.teacher_encoder.model
+        pieces_layer, encoder = model.get_ref("pieces"), model.get_ref("encoder")
+        doc_pieces, _ = pieces_layer(docs, is_train=False)
+        plan = plan_for(encoder, doc_pieces, get_piece_tokenizer(pieces_layer))
+        return bucket_tensors(plan, next(self.teacher_bert.parameters()).device)
+
+    def distill(self, texts: Sequence[str], targets: Targets) -> Dict[str, float]:
+        """The student's passes on a batch against the teacher's targets; gradients are
+        accumulated, not applied. RETURNS the loss of each part."""
+        docs = [self.student.make_doc(text) for text in texts]
+        examples = [Example(doc, silver) for doc, silver in zip(docs, targets.docs)]
+        student_bert = get_bert_shim(self.encoder.model).windowed.bert
+        losses: Dict[str, float] = {}
+        layers = range(student_bert.config.num_hidden_layers)
+        with recorded_states(student_bert, layers if self.hidden_weight > 0 else []) as states:
+            self.encoder.update(examples, drop=self.dropout, sgd=None, losses={})
+        if self.hidden_weight > 0:
+            loss = self.hidden_weight * hidden_loss(states, targets.states)
+            loss.backward(retain_graph=True)  # the heads' backward passes go through the same graph
+            losses["hidden"] = float(loss.detach())
+        for name in self.heads:
+            losses[name] = self._head_loss(name, docs, examples, targets)
+        return losses
+
+    def _head_loss(self, name: str, docs: List[Doc], examples: List[Example], targets: Targets) -> float:
+        pipe = self.student.get_pipe(name)
+        if name not in targets.soft:  # silver examples, the component's own loss
+            silver: Dict[str, float] = {}
+            pipe.update(examples, drop=self.dropout, sgd=None, losses=silver)
+            return float(silver.get(name, 0.0))
+        set_dropout_rate(pipe.model, self.dropout)
+        scores, backprop = pipe.model.begin_update(docs)
+        ops = pipe.model.ops
+        if isinstance(pipe, BertEntityRecognizer):
+            loss, d_logits = tags_loss([ops.to_numpy(x) for x in scores], targets.soft[name], self.temperature)
+            backprop([ops.asarray2f(d) for d in d_logits])
+        else:
+            loss, d_logits = cats_loss(ops.to_numpy(scores), targets.soft[name], pipe.exclusive, self.temperature)
+            backprop(ops.asarray2f(d_logits))
+        return loss
+
+    def gold(self, examples: List[Example]) -> Dict[str, float]:
+        """The ordinary update of the encoder and every head on gold examples, without the
+        step. RETURNS the losses by head."""
+        losses: Dict[str, float] = {}
+        self.encoder.update(examples, drop=self.dropout, sgd=None, losses={})
+        for name in self.heads:
+            self.student.get_pipe(name).update(examples, drop=self.dropout, sgd=None, losses=losses)
+        return {f"gold {name}": value for name, value in losses.items() if name in self.heads}
+
+    def step(self, texts: Sequence[str], gold: Optional[List[Example]], optimizer: Optimizer) -> Dict[str, float]:
+        """One optimizer step: the gold pass (if any), the distillation pass, the update.
+        RETURNS the losses by part, and "words" and "seconds"."""
+        started = time.perf_counter()
+        targets = self.targets(texts)
+        with student_training(self.encoder):
+            losses = self.gold(gold) if gold else {}
+            losses.update(self.distill(texts, targets))
+            self.encoder.finish_update(optimizer)
+            for name in self.heads:
+                self.student.get_pipe(name).finish_update(optimizer)
+        losses["words"] = float(sum(len(doc) for doc in targets.docs))
+        losses["seconds"] = time.perf_counter() - started
+        return losses
+
+
+class student_training:
+    """The student's encoder trained as one (not frozen, one summed step for every head)
+    while a step runs; its settings as they were afterwards, so that it saves as the
+    teacher was configured."""
+
+    KEYS = ("frozen", "per_listener_optimizer")
+
+    def __init__(self, encoder) -> None:
+        self.encoder = encoder
+
+    def __enter__(self):
+        self.saved = {key: self.encoder.cfg.get(key) for key in self.KEYS}
+        self.encoder.cfg.update(frozen=False, per_listener_optimizer=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.encoder.cfg.update(self.saved)
+        for listener in self.encoder.listeners:
+            listener.clear()

@@ -1,0 +1,127 @@
+"""spacy-bert-cls distill: a tiny teacher (bert_textcat + bert_ner, 4 layers) into a 2-layer
+student that loads, predicts with the teacher's labels, saves, packages and quantizes; a
+stopped run resumes at its checkpoint's step; bad inputs are one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+from typer.testing import CliRunner
+
+from spacy_bert_cls.cli import app
+from spacy_bert_cls.distill import Settings, distill, layer_map
+from spacy_bert_cls.distill.losses import cats_loss, tags_loss
+from spacy_bert_cls.models.encoder import get_bert_shim
+from spacy_bert_cls.testing import write_tiny_checkpoint
+
+from .pipeline.test_heads import TRAIN, make_nlp, train
+from .test_configs import CORPUS
+
+RAW = CORPUS / "textcat" / "train.jsonl"
+DEV = CORPUS / "textcat" / "dev.jsonl"
+FAST = dict(layers=2, data=RAW, steps=6, batch_size=8, checkpoint_every=3, log_every=3, eval_every=3)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, tiny_model_config):
+    folder = tmp_path_factory.mktemp("distill")
+    checkpoint = write_tiny_checkpoint(folder / "ckpt", num_hidden_layers=4)
+    nlp = make_nlp({**tiny_model_config, "num_hidden_layers": 4})
+    train(nlp, checkpoint, TRAIN, n_iter=10)
+    nlp.to_disk(folder / "teacher")
+    return folder / "teacher"
+
+
+@pytest.fixture(scope="module")
+def student(teacher, tmp_path_factory):
+    output = tmp_path_factory.mktemp("student") / "out"
+    path = distill(Settings(teacher=teacher, output=output, dev=DEV, gold=CORPUS / "textcat" / "dev.jsonl", **FAST))
+    return path
+
+
+def layers_of(nlp):
+    return get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.config.num_hidden_layers
+
+
+def test_layer_map_takes_the_last_layer_of_each_block():
+    assert layer_map(6, 3) == [1, 3, 5]
+    assert layer_map(12, 6) == [1, 3, 5, 7, 9, 11]
+    assert layer_map(6, 4) == [1, 2, 4, 5] and layer_map(6, 1) == [5]
+
+
+def test_soft_losses_vanish_when_the_student_matches():
+    probs = __import__("numpy").array([[0.2, 0.8], [0.6, 0.4]], dtype="float32")
+    loss, d = cats_loss(probs, probs, exclusive=True, temperature=2.0)
+    assert abs(loss) < 1e-6 and abs(d).max() < 1e-6
+    loss, d = cats_loss(probs, probs[::-1], exclusive=False, temperature=1.0)
+    assert loss > 0 and d.shape == probs.shape
+    logits = [probs * 3, probs]
+    loss, grads = tags_loss(logits, [x + 1 for x in logits], temperature=2.0)  # a constant shift: same tags
+    assert abs(loss) < 1e-6 and len(grads) == 2
+
+
+def test_student_is_an_ordinary_smaller_pipeline(teacher, student, tmp_path):
+    t, s = spacy.load(teacher), spacy.load(student)
+    assert s.pipe_names == t.pipe_names and layers_of(s) == 2 and layers_of(t) == 4
+    for name in ("bert_textcat", "bert_ner"):
+        assert s.get_pipe(name).labels == t.get_pipe(name).labels
+    doc = s("john visited paris today")
+    assert set(doc.cats) == {"POS", "NEG"}
+    info = s.meta["spacy_bert_cls"]["distillation"]
+    assert info["layer_map"] == [1, 3] and info["teacher_layers"] == 4 and info["steps"] == 6
+    assert {"hidden", "bert_textcat", "bert_ner", "gold bert_textcat"} <= set(info["losses"])
+    assert "cats" in info["dev_agreement"]
+    s.to_disk(tmp_path / "again")
+    again = spacy.load(tmp_path / "again")
+    assert again("john visited paris today").cats == doc.cats
+
+
+def test_student_packages_quantizes_and_exports(student, tmp_path):
+    from spacy_bert_cls.checkpoint import read_hf_config
+    from spacy_bert_cls.interop.hf_export import export_hf
+    from spacy_bert_cls.quantize import quantize_pipeline
+
+    quantize_pipeline(student, tmp_path / "int8", dtype="int8", data=RAW, n_texts=16)
+    assert spacy.load(tmp_path / "int8")("a good film").cats
+    export_hf(student, tmp_path / "hf", component="bert_ner")
+    assert read_hf_config(tmp_path / "hf").num_hidden_layers == 2
+    (tmp_path / "packages").mkdir()
+    subprocess.run([sys.executable, "-m", "spacy", "package", str(student), str(tmp_path / "packages"),
+                    "--name", "student_test", "--version", "0.0.1", "--force"], check=True, capture_output=True)
+    inner = tmp_path / "packages" / "en_student_test-0.0.1" / "en_student_test" / "en_student_test-0.0.1"
+    assert layers_of(spacy.load(inner)) == 2
+
+
+def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
+    settings = dict(teacher=teacher, output=tmp_path / "out", hidden_weight=1.0, **FAST)
+    assert distill(Settings(**settings), stop_after=3) is None
+    assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-00000003"]
+    with pytest.raises(ValueError, match="--resume"):
+        distill(Settings(**settings))
+    path = distill(Settings(**settings, resume=True))
+    assert json.loads((path / "meta.json").read_text())["spacy_bert_cls"]["distillation"]["steps"] == 6
+    # The same weights as a run that was never stopped.
+    whole = distill(Settings(**{**settings, "output": tmp_path / "whole"}))
+    for name in ("bert", "bert_textcat"):
+        resumed = spacy.load(path).get_pipe(name).model.to_bytes()
+        assert resumed == spacy.load(whole).get_pipe(name).model.to_bytes(), name
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--layers", "4"], ["--layers 4", "fewer than the teacher's 4"]),
+    (["--layers", "0"], ["--layers", "at least 1"]),
+    (["--layers", "2", "--width", "16"], ["--width 16", "not supported yet"]),
+    (["--layers", "2", "--data", "{empty}"], ["empty.txt", "no text"]),
+    (["--layers", "2", "--data", "{missing}"], ["missing.txt", "no such file"]),
+])
+def test_bad_inputs_are_one_line_errors(teacher, tmp_path, args, words):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    base = ["distill", str(teacher), str(tmp_path / "out"), "--data", str(RAW)]
+    args = [a.format(empty=tmp_path / "empty.txt", missing=tmp_path / "missing.txt") for a in args]
+    result = CliRunner().invoke(app, base + args, catch_exceptions=False)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and lines[-1].startswith("✘ "), result.output
+    for word in words:
+        assert word.lower() in lines[-1].lower(), (word, lines[-1])
+    assert not (tmp_path / "out").exists()
