@@ -81,6 +81,10 @@ CASES = [
     ("import-hf: an encoder without a head", ["import-hf", "{in}/tiny", "{out}"], ["--task"]),
     ("export-hf: spaCy's own textcat", ["export-hf", "{in}/spacy_textcat", "{out}"], ["textcat (textcat)", "bert_textcat"]),
     ("export-hf: no such pipeline", ["export-hf", "{in}/missing", "{out}"], ["missing"]),
+    ("distill: as many layers as the teacher", ["distill", "{in}/textcat", "{out}", "--layers", "2", "--data",
+                                                str(CORPUS / "textcat/train.jsonl")], ["--layers 2", "fewer"]),
+    ("distill: a teacher without our encoder", ["distill", "{in}/spacy_textcat", "{out}", "--layers", "1", "--data",
+                                                str(CORPUS / "textcat/train.jsonl")], ["bert", "encoder"]),
 ]
 
 

@@ -213,5 +213,42 @@ def fit_config_cli(
     msg.good(f"Saved {output}" + (f" ({', '.join(changed)} changed)" if changed else " (sizes already matched)"))
 
 
+@app.command("distill")
+def distill_cli(
+    teacher: Path = typer.Argument(..., help="A trained pipeline with a bert encoder (bert_textcat, bert_ner, ...)"),
+    output: Path = typer.Argument(..., help="Where checkpoints and model-last (the student) go"),
+    layers: int = typer.Option(..., "--layers", "-n", help="The student's encoder layers (fewer than the teacher's)"),
+    data: Path = typer.Option(..., "--data", "-d", help="Raw in-domain text: .txt a text a line, .jsonl {\"text\"}, or .spacy/CoNLL"),
+    gold: Path = typer.Option(None, "--gold", help="Labelled examples (.spacy, .jsonl, CoNLL) to add the heads' own losses on"),
+    dev: Path = typer.Option(None, "--dev", help="Texts to measure the student's agreement with the teacher on"),
+    width: int = typer.Option(None, "--width", help="The student's hidden size (only the teacher's is supported yet)"),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps (default: --epochs passes over DATA)"),
+    epochs: int = typer.Option(3, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Texts per step"),
+    learn_rate: float = typer.Option(1e-4, "--learn-rate"),
+    temperature: float = typer.Option(2.0, "--temperature", "-T", help="Temperature of the soft targets"),
+    hidden_weight: float = typer.Option(1.0, "--hidden-weight", help="Weight of the hidden-state MSE (0: none)"),
+    seed: int = typer.Option(0, "--seed"),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every"),
+    log_every: int = typer.Option(20, "--log-every"),
+    eval_every: int = typer.Option(200, "--eval-every"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in OUTPUT"),
+) -> None:
+    """Distil TEACHER's encoder into a student with --layers layers, trained on the teacher's
+    outputs on raw text (and on gold examples with --gold). The student is OUTPUT/model-last."""
+    from ..distill import Settings, distill
+
+    try:
+        settings = Settings(teacher=teacher, output=output, layers=layers, data=data, gold=gold, dev=dev, width=width,
+                            steps=steps, epochs=epochs, batch_size=batch_size, learn_rate=learn_rate,
+                            temperature=temperature, hidden_weight=hidden_weight, seed=seed,
+                            checkpoint_every=checkpoint_every, log_every=log_every, eval_every=eval_every,
+                            resume=resume)
+        path = distill(settings)
+    except USER_ERRORS as err:
+        fail("Distillation stopped", err)
+    msg.good(f"Saved {path}")
+
+
 def main() -> None:
     app()
