@@ -6,37 +6,37 @@ text: runs of letters and digits between whitespace, each punctuation character 
 own, each CJK ideograph on its own; control characters are dropped. A spaCy token is not
 always such a word ("U.S." is four, "n't" starts inside "don"): a piece starts one of
 these words where `word_starts` says so.
+
+The words are those of the `tokenizers` library itself (BertNormalizer with clean_text
+and handle_chinese_chars, then BertPreTokenizer), with offsets into the original text.
+Lone surrogates, which UTF-8 (and so `tokenizers`) cannot hold, become U+FFFD first, as
+PieceTokenizer.encode_batch makes them: the normaliser then drops them, as it does for
+the pieces, so the words are those of the text the pieces were cut from. These are
+exactly the words of a cased checkpoint's tokenizer (its Encoding.word_ids). One that
+strips accents (uncased BERT) also drops a combining mark that begins a word (after a
+space, a punctuation mark or an ideograph), so its word begins one character later there;
+the text alone cannot tell which tokenizer it is.
 """
-import unicodedata
+from typing import List, Tuple
 
 import numpy
+from tokenizers import PreTokenizedString, normalizers, pre_tokenizers
 
-# BERT's CJK Unified Ideograph blocks (the normaliser puts spaces around these characters).
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-)
+from ..safe_tokenizer import replace_surrogates
 
-
-def is_punctuation(char: str) -> bool:
-    """As BERT: ASCII symbols and punctuation, and every Unicode P* character."""
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
+# No lower-casing or accent stripping: neither moves a word boundary, and the words are
+# the same whichever the checkpoint's tokenizer does.
+_NORMALIZER = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                         lowercase=False)
+_PRE_TOKENIZER = pre_tokenizers.BertPreTokenizer()
 
 
-def is_cjk(char: str) -> bool:
-    cp = ord(char)
-    return any(low <= cp <= high for low, high in _CJK_RANGES)
-
-
-def _is_dropped(char: str) -> bool:
-    # BertNormalizer's clean_text: NUL, U+FFFD and control/format characters go;
-    # tab, newline and carriage return count as whitespace.
-    if char in "\t\n\r":
-        return False
-    return char in "\x00\ufffd" or unicodedata.category(char) in ("Cc", "Cf")
+def words(text: str) -> List[Tuple[int, int]]:
+    """The (start, end) character offsets into `text` of each word of BERT's pre-tokenizer."""
+    pretokenized = PreTokenizedString(replace_surrogates(text))
+    pretokenized.normalize(_NORMALIZER.normalize)
+    _PRE_TOKENIZER.pre_tokenize(pretokenized)
+    return [span for _, span, _ in pretokenized.get_splits(offset_referential="original", offset_type="char")]
 
 
 def word_starts(text: str) -> numpy.ndarray:
@@ -45,15 +45,5 @@ def word_starts(text: str) -> numpy.ndarray:
     RETURNS (ndarray[len(text)], bool).
     """
     starts = numpy.zeros(len(text), dtype=bool)
-    boundary = True  # the previous kept character ends a word (or there is none)
-    for i, char in enumerate(text):
-        if _is_dropped(char):
-            continue
-        if char.isspace():
-            boundary = True
-            continue
-        alone = is_punctuation(char) or is_cjk(char)
-        starts[i] = boundary or alone
-        boundary = alone
+    starts[[start for start, _ in words(text)]] = True
     return starts
-
