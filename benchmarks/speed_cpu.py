@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from benchmarks import ceiling
 from benchmarks.speed_pipeline import (
@@ -87,15 +87,17 @@ def _optimizer(nlp):
     return spacy.util.registry.resolve(nlp.config.interpolate()["training"])["optimizer"]
 
 
-def build(args) -> None:
-    """Build and save every pipeline and the ONNX files under --work."""
+def build(args, overrides: Optional[Dict[str, Dict]] = None) -> None:
+    """Build and save every pipeline and the ONNX files under --work; overrides: config
+    overrides by system name (benchmarks/host_overhead.py gives ours a tiny encoder's sizes)."""
     import spacy
 
     work, datasets, bert = Path(args.work), Path(args.datasets), Path(args.bert)
     info = {}
     for name, config_path in (("ours-fp32", REPO / "configs" / "bert_textcat_ner.cfg"),
                               ("st", HERE / "configs" / "st_textcat_ner.cfg")):
-        config = spacy.util.load_config(config_path, overrides={"paths.bert": str(bert)}, interpolate=False)
+        config = spacy.util.load_config(config_path, overrides={"paths.bert": str(bert), **(overrides or {}).get(name, {})},
+                                        interpolate=False)
         if name == "st":
             # transformer, textcat, ner crashes in nlp.update (spaCy #9221): ner first.
             config["nlp"]["pipeline"] = ["transformer", "ner", "textcat"]
@@ -223,11 +225,7 @@ def time_training(args) -> None:
 
     fix_random_seed(0)
     nlp = spacy.load(Path(args.work) / args.system)
-    examples = init_examples(nlp, Path(args.datasets))
-    cats = [eg for eg in examples if eg.reference.cats]
-    ents = [eg for eg in examples if not eg.reference.cats]
-    mixed = [eg for pair in zip(cats, ents) for eg in pair]
-    batches = [mixed[i:i + 32] for i in range(0, len(mixed) - 31, 32)][: args.train_batches + 2]
+    batches = training_batches(nlp, Path(args.datasets), args.train_batches + 2)
     optimizer = nlp.resume_training(sgd=_optimizer(nlp))
     rss_loaded, reset = _rss_mib_now(), _reset_hwm()
     for batch in batches[:2]:
@@ -241,13 +239,23 @@ def time_training(args) -> None:
           rss_after_load_mib=rss_loaded, peak_rss_run_mib=_hwm_mib() if reset else None)
 
 
+def training_batches(nlp, datasets: Path, n: int) -> List[list]:
+    """Up to n batches of 32 examples: rotten_tomatoes texts with cats and wnut17 sentences
+    with entities, alternating."""
+    examples = init_examples(nlp, datasets)
+    cats = [eg for eg in examples if eg.reference.cats]
+    ents = [eg for eg in examples if not eg.reference.cats]
+    mixed = [eg for pair in zip(cats, ents) for eg in pair]
+    return [mixed[i:i + 32] for i in range(0, len(mixed) - 31, 32)][:n]
+
+
 def write(args, **result) -> None:
     result.update(system=args.system, round=args.round, threads=args.threads, loadavg=os.getloadavg()[0])
     Path(args.result).write_text(json.dumps(result))
 
 
-def run_child(mode: str, result: Path, extra: List[str]) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.speed_cpu", "--child", mode, "--result", str(result)] + extra
+def run_child(mode: str, result: Path, extra: List[str], module: str = "benchmarks.speed_cpu") -> dict:
+    cmd = [sys.executable, "-m", module, "--child", mode, "--result", str(result)] + extra
     proc = subprocess.run(cmd, env=_offline_env(), cwd=str(REPO))
     if proc.returncode != 0 or not result.is_file():
         raise SystemExit(f"child failed ({proc.returncode}): {' '.join(cmd)}")
