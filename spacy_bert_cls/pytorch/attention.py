@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
-from .packing import PackedLayout, repack_group, unpack_group
+from .packing import PackedLayout, group_rows, to_packed, to_padded
 
 
 class SelfAttention(nn.Module):
@@ -39,22 +39,28 @@ class SelfAttention(nn.Module):
         layout (PackedLayout): where each window's pieces are.
         RETURNS (Tensor[n_real, hidden]): the projected attention output.
         """
-        qkv = self.qkv(hidden)  # one matrix product for all windows
-        parts = [repack_group(self.attend(unpack_group(qkv, group), group.mask), group) for group in layout.groups]
-        return self.output(parts[0] if len(parts) == 1 else torch.cat(parts))
+        qkv = to_padded(self.qkv(hidden), layout)  # one matrix product for all windows
+        attended = qkv.new_empty((qkv.shape[0], self.num_heads * self.head_size))
+        for group in layout.groups:
+            heads = self._heads(group_rows(qkv, group), group.mask)  # [rows, heads, seq, head_size]
+            group_rows(attended, group).view(group.rows, group.seq, self.num_heads, -1).copy_(heads.transpose(1, 2))
+        return self.output(to_packed(attended, layout))
 
     def attend(self, qkv: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
         """qkv (Tensor[batch, seq, 3 * hidden]) -> the heads' outputs (Tensor[batch, seq, hidden])."""
         batch, seq_len, _ = qkv.shape
-        width = self.num_heads * self.head_size
+        return self._heads(qkv, attention_mask).transpose(1, 2).reshape(batch, seq_len, self.num_heads * self.head_size)
+
+    def _heads(self, qkv: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+        """qkv (Tensor[batch, seq, 3 * hidden]) -> each head's output (Tensor[batch, heads, seq, head_size])."""
+        batch, seq_len, _ = qkv.shape
         # [batch, seq, 3 * hidden] -> 3 x [batch, heads, seq, head_size]
         qkv = qkv.view(batch, seq_len, 3, self.num_heads, self.head_size)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attended = F.scaled_dot_product_attention(
+        return F.scaled_dot_product_attention(
             query,
             key,
             value,
             attn_mask=attention_mask,
             dropout_p=self.dropout_prob if self.training else 0.0,
         )
-        return attended.transpose(1, 2).reshape(batch, seq_len, width)

@@ -3,9 +3,9 @@
 Buckets of windows come padded to their longest ([n, seq] with a mask). The linear layers,
 LayerNorms and GELUs are position-wise, so they run on the real pieces alone, stacked into
 one [n_real, hidden] matrix for all buckets: no work for padding and one matrix product per
-layer instead of one per bucket. Only attention needs the windows apart: each bucket is
-scattered back into its padded [n, seq] shape for scaled_dot_product_attention and
-gathered again.
+layer instead of one per bucket. Only attention needs the windows apart: one gather puts
+every bucket back into its padded [n, seq] shape for scaled_dot_product_attention, and one
+gather takes the real rows again (a copy a layer each way, whatever the number of buckets).
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -16,30 +16,38 @@ from torch import Tensor
 
 @dataclass
 class PackedGroup:
-    """One bucket's place in the packed matrix.
+    """One bucket's place in the packed and in the padded matrix.
 
     start, end (int): its rows of the packed matrix.
+    padded_start (int): its first row in the padded matrix (the buckets' [rows * seq]
+        positions one after another).
     rows, seq (int): its padded shape.
-    index (Tensor[end - start] long or None): the padded position (row * seq + column) of
-        each packed row; None when the bucket has no padding.
     mask (Tensor[rows, 1, 1, seq] bool or None): the attention mask; None without padding.
     """
 
     start: int
     end: int
+    padded_start: int
     rows: int
     seq: int
-    index: Optional[Tensor]
     mask: Optional[Tensor]
 
 
 @dataclass
 class PackedLayout:
-    """groups: the buckets in order. padded_to_packed (Tensor[sum rows * seq], long): the
-    packed row of each padded position (-1 for padding), in the buckets' order."""
+    """groups: the buckets in order.
+    padded_to_packed (Tensor[sum rows * seq], long): the packed row of each padded position
+        (-1 for padding), in the buckets' order.
+    gather (Tensor[sum rows * seq], long or None): the packed row each padded position is
+        read from: its own, or row 0 for padding (a masked key, a query whose output is
+        dropped); None when nothing is padded (the padded matrix is the packed one).
+    scatter (Tensor[n_real], long or None): the padded position of each packed row.
+    """
 
     groups: List[PackedGroup]
     padded_to_packed: Tensor
+    gather: Optional[Tensor]
+    scatter: Optional[Tensor]
 
     @property
     def n_rows(self) -> int:
@@ -52,41 +60,45 @@ def pack(buckets: Sequence[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, Te
     RETURNS: piece ids [n_real], position ids [n_real], and the layout.
     """
     ids, positions, groups, maps = [], [], [], []
-    start = 0
+    start = padded_start = 0
     for input_ids, mask in buckets:
         rows, seq = input_ids.shape
         columns = torch.arange(seq, device=input_ids.device).expand(rows, seq)
         if mask is None or bool(mask.all()):
-            index, attention = None, None
+            attention = None
             ids.append(input_ids.reshape(-1))
             positions.append(columns.reshape(-1))
             packed_rows = torch.arange(start, start + rows * seq, device=input_ids.device)
         else:
-            flat_mask = mask.reshape(-1)
-            index = flat_mask.nonzero().squeeze(1)
+            index = mask.reshape(-1).nonzero().squeeze(1)
             attention = mask[:, None, None, :]
             ids.append(input_ids.reshape(-1).index_select(0, index))
             positions.append(columns.reshape(-1).index_select(0, index))
             packed_rows = torch.full((rows * seq,), -1, dtype=torch.long, device=input_ids.device)
             packed_rows[index] = torch.arange(start, start + index.shape[0], device=input_ids.device)
         end = start + ids[-1].shape[0]
-        groups.append(PackedGroup(start, end, rows, seq, index, attention))
+        groups.append(PackedGroup(start, end, padded_start, rows, seq, attention))
         maps.append(packed_rows)
-        start = end
-    return torch.cat(ids), torch.cat(positions), PackedLayout(groups, torch.cat(maps))
+        start, padded_start = end, padded_start + rows * seq
+    padded_to_packed = torch.cat(maps)
+    gather = scatter = None
+    if any(group.mask is not None for group in groups):
+        gather = padded_to_packed.clamp(min=0)
+        scatter = (padded_to_packed >= 0).nonzero().squeeze(1)
+    return torch.cat(ids), torch.cat(positions), PackedLayout(groups, padded_to_packed, gather, scatter)
 
 
-def unpack_group(packed: Tensor, group: PackedGroup) -> Tensor:
-    """The group's rows of `packed` ([n_real, width]) in its padded shape [rows, seq, width]
-    (zeros at padding)."""
-    part = packed[group.start:group.end]
-    if group.index is None:
-        return part.reshape(group.rows, group.seq, -1)
-    full = part.new_zeros((group.rows * group.seq, part.shape[1])).index_copy(0, group.index, part)
-    return full.reshape(group.rows, group.seq, -1)
+def to_padded(packed: Tensor, layout: PackedLayout) -> Tensor:
+    """[n_real, width] -> every bucket's [rows * seq, width] one after another (padding
+    rows hold a copy of row 0: see PackedLayout.gather). One gather for all buckets."""
+    return packed if layout.gather is None else packed.index_select(0, layout.gather)
 
 
-def repack_group(padded: Tensor, group: PackedGroup) -> Tensor:
-    """The inverse of unpack_group: [rows, seq, width] -> the real rows [n, width]."""
-    flat = padded.reshape(group.rows * group.seq, -1)
-    return flat if group.index is None else flat.index_select(0, group.index)
+def to_packed(padded: Tensor, layout: PackedLayout) -> Tensor:
+    """The inverse of to_padded: the real rows of the padded matrix, in packed order."""
+    return padded if layout.scatter is None else padded.index_select(0, layout.scatter)
+
+
+def group_rows(padded: Tensor, group: PackedGroup) -> Tensor:
+    """The group's [rows, seq, width] view of the padded matrix."""
+    return padded[group.padded_start:group.padded_start + group.rows * group.seq].view(group.rows, group.seq, -1)
