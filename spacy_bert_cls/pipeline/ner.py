@@ -22,6 +22,7 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -301,8 +302,15 @@ _DECODE: Dict[str, Callable[..., Decoded]] = {
 
 def _no_piece(docs: Sequence[Doc]) -> List[numpy.ndarray]:
     """Per doc, the tokens of characters BERT drops (whitespace, control characters): no
-    piece, no vector, so their tag is O."""
-    return [numpy.array([not _has_piece(t.text) for t in doc], dtype=bool) for doc in docs]
+    piece, no vector, so their tag is O. Asked once per distinct token text of the batch
+    (a Token object per token, or doc.text, cost as much as the decoding)."""
+    if not docs:
+        return []
+    orths = [doc.to_array(ORTH) for doc in docs]
+    distinct, inverse = numpy.unique(numpy.concatenate(orths), return_inverse=True)
+    strings = docs[0].vocab.strings
+    no_piece = numpy.array([not _has_piece(strings[int(orth)]) for orth in distinct], dtype=bool)[inverse]
+    return numpy.split(no_piece, numpy.cumsum([len(o) for o in orths])[:-1])
 
 
 def _has_piece(text: str) -> bool:
