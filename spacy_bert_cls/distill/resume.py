@@ -15,7 +15,7 @@ from typing import Any, Dict
 import numpy
 import torch
 from spacy.language import Language
-from thinc.api import Model, Optimizer
+from thinc.api import Model, Optimizer, get_current_ops
 from thinc.backends import get_array_ops
 
 STATS = ("mom1", "mom2")
@@ -38,32 +38,41 @@ def stable_keys(nlp: Language) -> Dict[int, str]:
 
 def optimizer_state(optimizer: Optimizer, nlp: Language) -> Dict[str, Any]:
     """The optimizer's moments and counts under stable names (tensors and ints only, which
-    torch.load reads with weights_only=True)."""
+    torch.load reads with weights_only=True). A moment is a numpy array (thinc's own step)
+    or a torch tensor (models/adam.py's step of the encoder); "torch" names the latter."""
     keys = stable_keys(nlp)
-    state: Dict[str, Any] = {}
+    state: Dict[str, Any] = {"torch": []}
     for field in STATS:
-        state[field] = {f"{keys[node]}|{param}": torch.from_numpy(numpy.array(get_array_ops(v).to_numpy(v)))
-                        for (node, param), v in getattr(optimizer, field).items() if node in keys}
+        state[field] = {}
+        for (node, param), value in getattr(optimizer, field).items():
+            if node in keys:
+                name = f"{keys[node]}|{param}"
+                if isinstance(value, torch.Tensor):
+                    state["torch"].append(name)
+                    state[field][name] = value.detach().cpu().clone()
+                else:
+                    state[field][name] = torch.from_numpy(numpy.array(get_array_ops(value).to_numpy(value)))
     for field in COUNTS:
         state[field] = {f"{keys[node]}|{param}": int(v)
                         for (node, param), v in getattr(optimizer, field).items() if node in keys}
     return state
 
 
-def load_optimizer_state(optimizer: Optimizer, nlp: Language, state: Dict[str, Any]) -> None:
-    """Put a saved optimizer_state back, keyed by the ids of this process's `nlp`."""
+def load_optimizer_state(optimizer: Optimizer, nlp: Language, state: Dict[str, Any], device: torch.device) -> None:
+    """Put a saved optimizer_state back, keyed by the ids of this process's `nlp`; torch
+    moments on `device` (the encoder's), the others as the pipeline's arrays."""
     ids = {place: node for node, place in stable_keys(nlp).items()}
+    as_torch = set(state.get("torch", ()))
+    ops = get_current_ops()
 
     def key(name: str):
         place, _, param = name.rpartition("|")
         return ids[place], param
 
-    ops = nlp.get_pipe(nlp.pipe_names[0]).model.ops if nlp.pipe_names else None
     for field in STATS:
         values = getattr(optimizer, field)
         for name, tensor in state[field].items():
-            array = tensor.numpy()
-            values[key(name)] = ops.asarray(array) if ops is not None else array
+            values[key(name)] = tensor.to(device) if name in as_torch else ops.asarray(tensor.numpy())
     for field in COUNTS:
         for name, count in state[field].items():
             getattr(optimizer, field)[key(name)] = count

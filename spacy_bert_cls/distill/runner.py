@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from spacy.training import Example
 from thinc.api import Adam
 
+from ..models.encoder import get_bert_shim
 from ..pretraining.checkpoints import read_state, save_checkpoint
 from ..saving import save_pipeline
 from .agreement import Agreement
@@ -88,7 +89,8 @@ class Runner:
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
                                  f"folder")
         self.step = int(state["step"])
-        load_optimizer_state(self.optimizer, self.d.student, state["optimizer"])
+        device = next(get_bert_shim(self.d.encoder.model).windowed.bert.parameters()).device
+        load_optimizer_state(self.optimizer, self.d.student, state["optimizer"], device)
         set_random_state(state)
         logger.info("Resuming from %s at step %d", checkpoint, self.step)
 
