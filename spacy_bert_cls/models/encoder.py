@@ -14,6 +14,7 @@ from ..pytorch.encoder import BertModel
 from ..pytorch.windowed import WindowedBert
 from ..tokenization import PieceTokenizer
 from ..windows import WindowPlan, plan_windows
+from . import adam
 from .output import BertGrad, BertOutput, DocPieces
 
 
@@ -89,6 +90,10 @@ class BertShim(PyTorchShim):
         # Set by the `bert` component while its listeners backpropagate one by one.
         self.retain_graph = False
         self._stashed: Dict[str, Dict[str, torch.Tensor]] = {}
+        # The norm the whole gradient was clipped to before this step (clip_gradient,
+        # clip_stashed): no parameter's norm is then above it, and the optimizer's own
+        # clip of each parameter (a pass over the gradient) can be left out.
+        self.clipped_to: Optional[float] = None
 
     def stash_gradient(self, key: str) -> None:
         """Move the encoder's gradient (each parameter's .grad) aside under `key`, adding to
@@ -107,6 +112,7 @@ class BertShim(PyTorchShim):
         """Clip each stashed gradient by its own global norm (as clip_encoder_gradient does
         the whole gradient). RETURNS the norms before clipping, by key."""
         norms = {}
+        self.clipped_to = max_norm
         for key, grads in self.stashed.items():
             if not grads:
                 continue
@@ -118,6 +124,12 @@ class BertShim(PyTorchShim):
                 for grad in grads.values():
                     grad.mul_(coef)
         return norms
+
+    def _clipped_globally(self, optimizer) -> bool:
+        """Whether the gradient this step takes was clipped to the optimizer's grad_clip as
+        a whole (and forget it: the next step's gradient is another)."""
+        clipped, self.clipped_to = getattr(self, "clipped_to", None), None
+        return bool(clipped) and clipped == getattr(optimizer, "grad_clip", None)
 
     @property
     def stashed(self) -> Dict[str, Dict[str, torch.Tensor]]:
@@ -133,6 +145,7 @@ class BertShim(PyTorchShim):
         params = [p for p in self._model.parameters() if p.grad is not None]
         if not params:
             return 0.0
+        self.clipped_to = max_norm
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
     def finish_update(self, optimizer) -> None:
@@ -142,8 +155,19 @@ class BertShim(PyTorchShim):
         if self.stashed:
             self._step_each_stash(optimizer)
         else:
-            super().finish_update(optimizer)
+            self._step(optimizer)
         self._model.weights_changed()
+
+    def _step(self, optimizer) -> None:
+        """thinc's PyTorchShim.finish_update, with every parameter in one step (adam.py)."""
+        named = [(name, param) for name, param in self._model.named_parameters() if param.grad is not None]
+        if self._grad_scaler.found_inf:  # an fp16 overflow: skip the step, as thinc does
+            for _, param in named:
+                param.grad.zero_()
+        else:  # (the step zeroes the gradients)
+            adam.step(optimizer, [((self.id, name), param, param.grad) for name, param in named],
+                      clip_each=not self._clipped_globally(optimizer))
+        self._grad_scaler.update()
 
     def _step_each_stash(self, optimizer) -> None:
         """One optimizer step per stashed gradient, each with its own optimizer state (the
@@ -152,16 +176,15 @@ class BertShim(PyTorchShim):
         Decoupled weight decay is applied by the first step only."""
         params = dict(self._model.named_parameters())
         l2 = getattr(optimizer, "L2", 0.0)
+        clipped = self._clipped_globally(optimizer)
         try:
             for i, (key, grads) in enumerate(self._stashed.items()):
                 if self._grad_scaler.found_inf:  # an fp16 overflow: skip the step, as thinc does
                     break
                 if i == 1 and l2:
                     optimizer.L2 = 0.0
-                for name, grad in grads.items():
-                    param = params[name]
-                    data, _ = optimizer((self.id, f"{name}@{key}"), torch2xp(param.data), torch2xp(grad))
-                    param.data = xp2torch(data, requires_grad=True, device=param.device)
+                adam.step(optimizer, [((self.id, f"{name}@{key}"), params[name], grad) for name, grad in grads.items()],
+                          clip_each=not clipped)
         finally:
             if l2:
                 optimizer.L2 = l2
