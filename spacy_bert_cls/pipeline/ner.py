@@ -22,7 +22,7 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-from spacy.attrs import ORTH
+from spacy.attrs import ENT_IOB, IS_SPACE, ORTH, SPACY
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -198,7 +198,7 @@ class BertEntityRecognizer(TrainablePipe):
         """
         validate_examples(examples, "BertEntityRecognizer.get_loss")
         scheme = self.scheme
-        golds = [scheme.tag_ids(eg.get_aligned_ner()) for eg in examples]
+        golds = [_gold_tag_ids(scheme, eg) for eg in examples]
         n = max(1, sum(int((g >= 0).sum()) for g in golds))
         loss = 0.0
         grads = []
@@ -298,6 +298,30 @@ def _decode_hf_first(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: 
 
 _DECODE: Dict[str, Callable[..., Decoded]] = {
     "constrained": _decode_constrained, "hf_first": _decode_hf_first, "argmax": _decode_argmax}
+
+
+def _gold_tag_ids(scheme: TagScheme, eg: Example) -> numpy.ndarray:
+    """scheme.tag_ids(eg.get_aligned_ner()): the gold tag id of each predicted token, -1
+    where unknown. Where both docs have the same tokens (the usual case in training) read
+    from the reference's arrays: spaCy's alignment, rebuilt for every update because
+    Language.update copies the examples, was 5% of a training step."""
+    x, y = eg.predicted, eg.reference
+    if len(x) != len(y) or not numpy.array_equal(x.to_array([ORTH, SPACY]), y.to_array([ORTH, SPACY])):
+        return scheme.tag_ids(eg.get_aligned_ner())
+    ids = numpy.full(len(y), -1, dtype="int64")
+    if not y.has_annotation("ENT_IOB"):
+        return ids
+    outside = (y.to_array(ENT_IOB) == 2) | y.to_array(IS_SPACE).astype(bool)  # 2: O
+    ids[outside] = scheme.index.get("O", -1)
+    for ent in y.ents:
+        ids[ent.start:ent.end] = scheme.tag_ids(_biluo(ent.label_, ent.end - ent.start))
+    return ids
+
+
+def _biluo(label: str, length: int) -> List[str]:
+    if length == 1:
+        return [f"U-{label}"]
+    return [f"B-{label}"] + [f"I-{label}"] * (length - 2) + [f"L-{label}"]
 
 
 def _no_piece(docs: Sequence[Doc]) -> List[numpy.ndarray]:
