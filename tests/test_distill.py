@@ -125,3 +125,35 @@ def test_bad_inputs_are_one_line_errors(teacher, tmp_path, args, words):
     for word in words:
         assert word.lower() in lines[-1].lower(), (word, lines[-1])
     assert not (tmp_path / "out").exists()
+
+
+def test_spacy_components_on_the_listener_learn_from_silver(tmp_path, tiny_checkpoint, tiny_model_config):
+    """spaCy's textcat and ner on the encoder: the teacher's annotations are their targets."""
+    from spacy.training import Example
+    from thinc.api import Adam
+
+    listener = {"@architectures": "spacy-bert-cls.BertListener.v1", "width": tiny_model_config["hidden_size"],
+                "pooling": {"@layers": "reduce_mean.v1"}}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bert", config={"model": {"@architectures": "spacy-bert-cls.BertTransformer.v1",
+                                           **tiny_model_config}})
+    nlp.add_pipe("textcat", config={"model": {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True,
+                                              "use_reduce_mean": True, "use_reduce_first": False,
+                                              "use_reduce_last": False, "use_reduce_max": False, "tok2vec": listener}})
+    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+                                          "hidden_width": 16, "maxout_pieces": 2, "use_upper": True,
+                                          "tok2vec": listener}})
+    nlp.config["initialize"]["components"]["bert"] = {
+        "loader": {"@misc": "spacy-bert-cls.HFLoader.v1", "path": str(tiny_checkpoint)}}
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": a["cats"], "entities": a["entities"]}) for t, a in TRAIN]
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(1e-3))
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(tmp_path / "teacher")
+    path = distill(Settings(teacher=tmp_path / "teacher", output=tmp_path / "out", **{**FAST, "layers": 1,
+                                                                                     "steps": 3}))
+    info = json.loads((path / "meta.json").read_text())["spacy_bert_cls"]["distillation"]
+    assert {"textcat", "ner"} <= set(info["losses"])
+    student = spacy.load(path)
+    assert student.get_pipe("ner").labels == nlp.get_pipe("ner").labels
+    assert set(student("john visited paris").cats) == {"POS", "NEG"}

@@ -67,6 +67,15 @@ def cats_loss(student_probs: numpy.ndarray, teacher_probs: numpy.ndarray, exclus
     return loss / n, d / n
 
 
+def probs_loss(student_probs: numpy.ndarray, teacher_probs: numpy.ndarray) -> Tuple[float, numpy.ndarray]:
+    """spaCy's textcat (and textcat_multilabel): its own loss, the mean squared error of its
+    probabilities, with the teacher's probabilities for truths (spaCy's get_loss refuses
+    cats other than 0 and 1, and its model takes the gradient w.r.t. the probabilities).
+    No temperature: the component gives no logits. RETURNS (loss, d_probabilities)."""
+    d = (student_probs - teacher_probs).astype("float32")
+    return float((d ** 2).mean()), d
+
+
 def tags_loss(student: Sequence[numpy.ndarray], teacher: Sequence[numpy.ndarray],
               temperature: float) -> Tuple[float, List[numpy.ndarray]]:
     """bert_ner: the KL of every token's tag distribution, from each doc's logits

@@ -2,11 +2,11 @@
 forward and backward passes against them (and against gold examples, when there are some).
 
 The teacher runs as it predicts (eval mode, no gradients). Its heads' outputs are the soft
-targets: bert_textcat's probabilities, bert_ner's tag logits per token. Any other component
-that listens to the encoder (spaCy's textcat, ner, spancat ...) learns from the teacher's
-annotations as silver examples, through its own update: a transition-based ner exposes
-no per-token distribution to match, and spaCy's textcat's own loss (squared error to
-doc.cats) takes the teacher's probabilities as they are.
+targets: bert_textcat's probabilities, bert_ner's tag logits per token, spaCy's textcat's
+probabilities (its own squared-error loss against them). Any other component that listens
+to the encoder (spaCy's ner, spancat ...) learns from the teacher's annotations as silver
+examples, through its own update: a transition-based ner exposes no per-token
+distribution to match.
 
 The student's encoder runs once through its `bert` component (hooks record the states
 that the hidden-state loss compares); each head backpropagates through the listener as in
@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from spacy.language import Language
+from spacy.pipeline import TextCategorizer
 from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Optimizer, set_dropout_rate
@@ -25,7 +26,7 @@ from ..models.encoder import bucket_tensors, get_bert_shim, plan_for
 from ..models.pieces import get_piece_tokenizer
 from ..pipeline.ner import BertEntityRecognizer
 from ..pipeline.textcat import BertTextCategorizer
-from .losses import cats_loss, hidden_loss, recorded_states, tags_loss
+from .losses import cats_loss, hidden_loss, probs_loss, recorded_states, tags_loss
 from .student import encoder_name
 
 
@@ -63,7 +64,7 @@ class Distiller:
             pipe = self.teacher.get_pipe(name)
             if isinstance(pipe, BertEntityRecognizer):
                 soft[name] = [pipe.model.ops.to_numpy(x) for x in pipe.model.predict(docs)]
-            elif isinstance(pipe, BertTextCategorizer):
+            elif isinstance(pipe, (BertTextCategorizer, TextCategorizer)):
                 soft[name] = pipe.model.ops.to_numpy(pipe.predict(docs))
             else:
                 pipe.set_annotations(docs, pipe.predict(docs))
@@ -111,9 +112,12 @@ class Distiller:
         if isinstance(pipe, BertEntityRecognizer):
             loss, d_logits = tags_loss([ops.to_numpy(x) for x in scores], targets.soft[name], self.temperature)
             backprop([ops.asarray2f(d) for d in d_logits])
-        else:
+        elif isinstance(pipe, BertTextCategorizer):
             loss, d_logits = cats_loss(ops.to_numpy(scores), targets.soft[name], pipe.exclusive, self.temperature)
             backprop(ops.asarray2f(d_logits))
+        else:
+            loss, d_probs = probs_loss(ops.to_numpy(scores), targets.soft[name])
+            backprop(ops.asarray2f(d_probs))
         return loss
 
     def gold(self, examples: List[Example]) -> Dict[str, float]:
