@@ -13,7 +13,8 @@ that the hidden-state loss compares); each head backpropagates through the liste
 `spacy train`, and the optimizer steps once, after the gold and the distillation passes.
 """
 import time
-from typing import Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 from spacy.language import Language
@@ -145,22 +146,16 @@ class Distiller:
         return losses
 
 
-class student_training:
+@contextmanager
+def student_training(encoder) -> Iterator[None]:
     """The student's encoder trained as one (not frozen, one summed step for every head)
     while a step runs; its settings as they were afterwards, so that it saves as the
-    teacher was configured."""
-
-    KEYS = ("frozen", "per_listener_optimizer")
-
-    def __init__(self, encoder) -> None:
-        self.encoder = encoder
-
-    def __enter__(self):
-        self.saved = {key: self.encoder.cfg.get(key) for key in self.KEYS}
-        self.encoder.cfg.update(frozen=False, per_listener_optimizer=False)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.encoder.cfg.update(self.saved)
-        for listener in self.encoder.listeners:
+    teacher was configured, and its listeners rid of the batch's activations."""
+    saved = {key: encoder.cfg.get(key) for key in ("frozen", "per_listener_optimizer")}
+    encoder.cfg.update(frozen=False, per_listener_optimizer=False)
+    try:
+        yield
+    finally:
+        encoder.cfg.update(saved)
+        for listener in encoder.listeners:
             listener.clear()
