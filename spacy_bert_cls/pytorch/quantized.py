@@ -239,7 +239,9 @@ def calibrate_int8(bert: BertModel, batches: Sequence[Batch], *, alpha: float = 
     return {"alpha": alpha, "ranges": ranges, "fp32_layers": fp32_layers, **full}
 
 
-# The fp32 matmul backend is chosen once per process and layer shape, by timing both.
+# The fp32 matmul backend is chosen once per process and layer shape, by timing both: the
+# answer is about this machine's CPU, the same for every model in the process, and timing
+# it again per model would cost each load ~50 ms. The only module-level state of pytorch/.
 _BACKENDS: Dict[Tuple[int, int], str] = {}
 _BACKEND_LOCK = threading.Lock()
 

@@ -1,4 +1,5 @@
 """Run the encoder over buckets of windows and combine them into doc pieces (plain torch)."""
+import functools
 import logging
 import threading
 from typing import Dict, List, Optional, Tuple
@@ -26,13 +27,10 @@ def _chunks(buckets: List[Tuple[Tensor, Optional[Tensor]]], limit: int):
         yield chunk
 
 
-_WARNED = set()
-
-
+@functools.cache
 def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
-        logger.warning(message)
+    """Log `message` the first time only (per process: it is about this machine's CPU)."""
+    logger.warning(message)
 
 
 class WindowedBert(nn.Module):
