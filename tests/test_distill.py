@@ -23,6 +23,18 @@ DEV = CORPUS / "textcat" / "dev.jsonl"
 FAST = dict(layers=2, data=RAW, steps=6, batch_size=8, checkpoint_every=3, log_every=3, eval_every=3)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads per run made these tests
+    3x slower (57 s against 17 s) whenever another process was busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory, tiny_model_config):
     folder = tmp_path_factory.mktemp("distill")
