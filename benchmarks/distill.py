@@ -4,14 +4,15 @@ distillation adds over fine-tuning the same small encoder directly.
     python -m benchmarks.distill \
         --textcat-teacher benchmarks/results/accuracy/ours/rotten_tomatoes/model-last \
         --ner-teacher benchmarks/results/accuracy/ours/wnut17/model-last [--layers 3] [--steps N]
-        [--threads 2] [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
+        [--gold] [--threads 2] [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
 
 The teachers are `python -m benchmarks.accuracy.run_spacy ours rotten_tomatoes` and `... ours
 wnut17` (6-layer MiniLM, bert_textcat and bert_ner); either may be left out. For each:
 
 1. student: `spacy_bert_cls.distill` into --layers layers on the data set's own training texts
-   (labels unused), dev agreement with the teacher on the dev split; --steps optimizer steps of
-   32 texts (default: the accuracy budget's, epochs x ceil(n_train / 32)).
+   (labels unused; with --gold the training split's gold labels too), dev agreement with the
+   teacher on the dev split; --steps optimizer steps of 32 texts (default: the accuracy
+   budget's, epochs x ceil(n_train / 32)).
 2. int8 student: `quantize_pipeline(student, dtype="int8")`, calibrated on the training texts.
 3. direct (unless --no-direct): the same student shape fine-tuned on the gold labels without a
    teacher, from MiniLM itself (its embeddings, pooler and the layers of the same layer map,
@@ -152,15 +153,16 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
     data = prepared(args.data, dataset)
     steps = args.steps or budget_steps(data, dataset)[1]
     started = time.perf_counter()
+    gold = data["files"]["train"] if args.gold else None
     student = distill(Settings(teacher=teacher, output=out / dataset, layers=args.layers, data=data["files"]["train"],
-                               dev=data["files"]["dev"], steps=steps, batch_size=32, seed=args.seed,
+                               gold=gold, dev=data["files"]["dev"], steps=steps, batch_size=32, seed=args.seed,
                                learn_rate=args.learn_rate, temperature=args.temperature,
                                checkpoint_every=max(steps, 1), eval_every=max(steps // 4, 1), resume=True))
     distill_seconds = time.perf_counter() - started
     quantize_pipeline(student, out / dataset / "student-int8", dtype="int8", data=data["files"]["train"])
     pipelines = {"teacher": spacy.load(teacher), "student": spacy.load(student),
                  "int8_student": spacy.load(out / dataset / "student-int8")}
-    result = {"dataset": dataset, "task": data["task"], "teacher": str(teacher), "steps": steps,
+    result = {"dataset": dataset, "task": data["task"], "teacher": str(teacher), "steps": steps, "gold": args.gold,
               "distill_seconds": round(distill_seconds, 1),
               "distillation": pipelines["student"].meta["spacy_bert_cls"]["distillation"],
               "score": {name: round(test_score(nlp, data), 4) for name, nlp in pipelines.items()},
@@ -182,7 +184,8 @@ def show(results: List[dict]) -> None:
     for r in results:
         metric = "entity F" if r["task"] == "ner" else "accuracy"
         wps = r["words_per_second"]
-        print(f"\n{r['dataset']} ({metric}, test), {r['steps']} steps, distilled in {r['distill_seconds']:.0f} s")
+        gold = ", with --gold" if r["gold"] else ""
+        print(f"\n{r['dataset']} ({metric}, test), {r['steps']} steps{gold}, distilled in {r['distill_seconds']:.0f} s")
         for name, value in r["score"].items():
             speed = f"{wps[name]:>10,.0f} words/s ({wps[name] / wps['teacher']:.2f}x)" if name in wps else ""
             print(f"  {name:<14} {value:.4f}  {speed}")
@@ -200,6 +203,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gold", action="store_true", help="also the gold labels of the training split (--gold)")
     parser.add_argument("--no-direct", action="store_true", help="skip the direct fine-tune of the small encoder")
     parser.add_argument("--data", type=Path, default=RESULTS / "accuracy" / "data")
     parser.add_argument("--out", type=Path, default=RESULTS / "distill")

@@ -40,7 +40,8 @@ def soft_logits_loss(student: numpy.ndarray, teacher: numpy.ndarray, temperature
     return loss, (t * (numpy.exp(log_p) - q)).astype("float32")
 
 
-def soft_sigmoid_loss(student: numpy.ndarray, teacher: numpy.ndarray, temperature: float) -> Tuple[float, numpy.ndarray]:
+def soft_sigmoid_loss(student: numpy.ndarray, teacher: numpy.ndarray,
+                      temperature: float) -> Tuple[float, numpy.ndarray]:
     """The multi-label version: T^2 * the KL of each label's Bernoulli at temperature T, summed."""
     t = temperature
     q = 1.0 / (1.0 + numpy.exp(-teacher / t))

@@ -83,7 +83,8 @@ class Runner:
 
     def load_state(self, checkpoint: Path) -> None:
         state = read_state(checkpoint, 1)
-        for key in ("teacher", "layers", "data", "batch_size", "seed"):
+        for key in ("teacher", "layers", "data", "gold", "batch_size", "seed", "learn_rate", "temperature",
+                    "hidden_weight"):
             if str(state["settings"][key]) != str(self.s.to_dict()[key]):
                 raise ValueError(f"{checkpoint} was written with {key} {state['settings'][key]}, not "
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
