@@ -215,8 +215,6 @@ def time_encoder(args) -> None:
 
 
 def time_training(args) -> None:
-    import random
-
     import torch
 
     torch.set_num_threads(args.threads)

@@ -1,7 +1,6 @@
 """Multi-head self-attention on torch's scaled_dot_product_attention."""
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
