@@ -25,7 +25,7 @@ setup(
         "thinc>=8.3.0,<8.4.0",
         # torch: a range, not a pin, so users keep the build they have (CPU or CUDA);
         # install the CPU build first where a CUDA download is unwanted (see README).
-        "torch>=2.1.0",
+        "torch>=2.6.0",
         "tokenizers>=0.15.0",
         "safetensors>=0.4.0",
         "numpy>=1.21.0",

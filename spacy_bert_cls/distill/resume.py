@@ -82,11 +82,14 @@ def random_state() -> Dict[str, Any]:
     """torch's, Python's and numpy's random state (thinc's dropout draws from numpy's)."""
     name, keys, position, has_gauss, cached = numpy.random.get_state()
     return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-            "numpy_rng": [name, torch.from_numpy(keys.astype("int64")), position, has_gauss, cached]}
+            "numpy_rng": [name, torch.from_numpy(keys.astype("int64")), position, has_gauss, cached],
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def set_random_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     random.setstate(state["python_rng"])
     name, keys, position, has_gauss, cached = state["numpy_rng"]
     numpy.random.set_state((name, keys.numpy().astype("uint32"), position, has_gauss, cached))

@@ -21,7 +21,7 @@ from spacy.language import Language
 from spacy.pipeline import TextCategorizer
 from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import Optimizer, set_dropout_rate
+from thinc.api import Optimizer, PyTorchGradScaler, set_dropout_rate
 
 from ..models.encoder import bucket_tensors, get_bert_shim, plan_for
 from ..models.pieces import get_piece_tokenizer
@@ -153,9 +153,15 @@ def student_training(encoder) -> Iterator[None]:
     teacher was configured, and its listeners rid of the batch's activations."""
     saved = {key: encoder.cfg.get(key) for key in ("frozen", "per_listener_optimizer")}
     encoder.cfg.update(frozen=False, per_listener_optimizer=False)
+    # No fp16 loss scaling (CUDA with mixed_precision): the hidden-state and gold losses are
+    # backpropagated outside thinc's shim, unscaled, and the shim's unscale after the heads'
+    # backward would divide them by the scale. Autocast stays; only the scaler is off.
+    shim = get_bert_shim(encoder.model)
+    scaler, shim._grad_scaler = shim._grad_scaler, PyTorchGradScaler(enabled=False)
     try:
         yield
     finally:
+        shim._grad_scaler = scaler
         encoder.cfg.update(saved)
         for listener in encoder.listeners:
             listener.clear()

@@ -55,6 +55,7 @@ def adam_step(optimizer: Optimizer, keyed: Sequence[Keyed], clip_each: bool = Tr
     grads = [grad for _, _, grad in keyed]
     if optimizer.L2 and not optimizer.L2_is_weight_decay:
         torch._foreach_add_(grads, params, alpha=optimizer.L2)
+        clip_each = True  # the L2 term came after any global clip: a norm may be over again
     if optimizer.grad_clip and clip_each:
         _clip_each(grads, float(optimizer.grad_clip))
     mom1, mom2 = _moments(optimizer, keyed)

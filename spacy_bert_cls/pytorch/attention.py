@@ -38,6 +38,8 @@ class SelfAttention(nn.Module):
         layout (PackedLayout): where each window's pieces are.
         RETURNS (Tensor[n_real, hidden]): the projected attention output.
         """
+        if not hidden.shape[0]:  # no real piece (only padding): nothing to attend
+            return self.output(hidden)
         qkv = to_padded(self.qkv(hidden), layout)  # one matrix product for all windows
         attended = qkv.new_empty((qkv.shape[0], self.num_heads * self.head_size))
         for group in layout.groups:

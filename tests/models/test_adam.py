@@ -27,7 +27,9 @@ def _params(seed):
 ])
 def test_adam_step_matches_thinc(settings):
     ours, theirs = _params(0), _params(0)
-    opt_ours, opt_theirs = Adam(**settings), Adam(**settings)
+    # use_averages off, as in our configs (thinc's default has it on, which takes thinc's path)
+    opt_ours, opt_theirs = Adam(use_averages=False, **settings), Adam(use_averages=False, **settings)
+    assert adam.foreach_supported(opt_ours)
     g = torch.Generator().manual_seed(1)
     for step in range(5):
         grads = [torch.randn(p.shape, generator=g) * (3.0 if step % 2 else 0.1) for p in ours]
@@ -51,3 +53,21 @@ def test_other_optimizers_take_thincs_path():
     _thinc_step(SGD(0.1), [((1, "p"), theirs[0], torch.ones_like(theirs[0]))])
     assert not torch.equal(ours[0], _params(0)[0]), "a step was taken"
     numpy.testing.assert_array_equal(ours[0].detach().numpy(), theirs[0].detach().numpy())
+
+
+@pytest.mark.parametrize("weight_decay", [True, False])
+def test_the_clip_left_out_after_a_global_clip_changes_nothing(weight_decay):
+    """clip_each=False where the whole gradient was clipped to grad_clip: the same step as
+    thinc's (with coupled L2 the clip is made anyway: the L2 term comes after the global clip)."""
+    settings = dict(learn_rate=0.01, L2=0.5, L2_is_weight_decay=weight_decay, grad_clip=0.5, use_averages=False)
+    ours, theirs = _params(0), _params(0)
+    opt_ours, opt_theirs = Adam(**settings), Adam(**settings)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=g) * 5.0 for p in ours]
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in grads])))
+        grads = [x * (0.5 / (norm + 1e-6)) for x in grads]  # the global clip
+        adam.step(opt_ours, [((1, f"p{i}"), p, x.clone()) for i, (p, x) in enumerate(zip(ours, grads))], clip_each=False)
+        _thinc_step(opt_theirs, [((1, f"p{i}"), p, x.clone()) for i, (p, x) in enumerate(zip(theirs, grads))])
+    for a, b in zip(ours, theirs):
+        numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)

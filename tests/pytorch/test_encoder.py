@@ -100,3 +100,12 @@ def test_cuda_fp16_autocast_matches_fp32():
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         BertConfig(**{**TINY.to_dict(), field: value})
+
+
+def test_a_bucket_of_padding_only_gives_no_rows():
+    """Packed execution of a bucket with no real piece: an empty result, not an error."""
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32)).eval()
+    ids = torch.ones(2, 3, dtype=torch.long)
+    hidden, layout = bert.forward_packed([(ids, torch.zeros(2, 3, dtype=torch.bool))])
+    assert hidden.shape == (0, 16) and layout.n_rows == 0
