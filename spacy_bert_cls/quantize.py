@@ -59,7 +59,7 @@ def encoder_batches(nlp: Language, texts: Sequence[str], component: str = "bert"
 
 def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[PathLike], *, dtype: str,
                       data: Optional[PathLike] = None, component: str = "bert", n_texts: int = 512,
-                      alpha: float = 0.8, target_cosine: float = 0.998, max_fp32_fraction: float = 0.25) -> Dict:
+                      alpha: float = 0.8, target_cosine: float = 0.993, max_fp32_fraction: float = 0.25) -> Dict:
     """Set a pipeline's encoder to `dtype` for inference, calibrating int8 on `data`.
 
     pipeline: a pipeline folder (or a loaded Language, changed in place).

@@ -15,7 +15,7 @@ def quantize_cli(
     data: Path = typer.Option(None, "--data", "-d", help="Training text to calibrate int8 on (JSONL, CoNLL, .spacy, .txt)"),
     n_texts: int = typer.Option(512, "--n-texts", help="Texts of DATA to calibrate on"),
     component: str = typer.Option("bert", help="The bert component's name"),
-    target_cosine: float = typer.Option(0.998, help="Leave layers in fp32 until the token states reach this cosine to fp32"),
+    target_cosine: float = typer.Option(0.993, help="Leave layers in fp32 until the token states reach this cosine to fp32"),
 ) -> None:
     """Set PIPELINE's encoder to int8 (calibrated on DATA) or bf16 inference and save it to OUTPUT."""
     from ..quantize import quantize_pipeline
