@@ -75,11 +75,12 @@ def tags_to_biluo(tags: Sequence[str]) -> List[str]:
     """
     biluo = ["O"] * len(tags)
     for start, end, label in tags_to_spans(tags):
-        if end - start == 1:
-            biluo[start] = f"U-{label}"
-            continue
-        biluo[start] = f"B-{label}"
-        for i in range(start + 1, end - 1):
-            biluo[i] = f"I-{label}"
-        biluo[end - 1] = f"L-{label}"
+        biluo[start:end] = span_biluo(label, end - start)
     return biluo
+
+
+def span_biluo(label: str, length: int) -> List[str]:
+    """The BILUO tags of one entity of `length` tokens: U-, or B- I-... L-."""
+    if length == 1:
+        return [f"U-{label}"]
+    return [f"B-{label}"] + [f"I-{label}"] * (length - 2) + [f"L-{label}"]

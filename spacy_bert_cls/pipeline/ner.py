@@ -33,6 +33,7 @@ from thinc.types import Floats2d
 
 from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
 from ..models.listener import BertListener
+from ..tags import span_biluo
 from ..tokenization.words import word_starts
 from .shared import add_head_label, update_head
 
@@ -314,14 +315,8 @@ def _gold_tag_ids(scheme: TagScheme, eg: Example) -> numpy.ndarray:
     outside = (y.to_array(ENT_IOB) == 2) | y.to_array(IS_SPACE).astype(bool)  # 2: O
     ids[outside] = scheme.index.get("O", -1)
     for ent in y.ents:
-        ids[ent.start:ent.end] = scheme.tag_ids(_biluo(ent.label_, ent.end - ent.start))
+        ids[ent.start:ent.end] = scheme.tag_ids(span_biluo(ent.label_, ent.end - ent.start))
     return ids
-
-
-def _biluo(label: str, length: int) -> List[str]:
-    if length == 1:
-        return [f"U-{label}"]
-    return [f"B-{label}"] + [f"I-{label}"] * (length - 2) + [f"L-{label}"]
 
 
 def _no_piece(docs: Sequence[Doc]) -> List[numpy.ndarray]:
