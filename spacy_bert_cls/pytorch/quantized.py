@@ -7,7 +7,9 @@ calibrated on training text 0.995; + the most sensitive layers kept in fp32 0.99
 
 - weights: symmetric per output channel, in 7 bits (see Int8Linear);
 - activations: quantized dynamically per call (per tensor, full 8-bit range) by the
-  quantized engine's dynamic linear (fbgemm / oneDNN, VNNI where the CPU has it);
+  quantized engine's dynamic linear: fbgemm (torch's default on x86, VNNI where the CPU
+  has it) or oneDNN (AMX where the CPU has it), whichever is faster for the layer's shape
+  on this CPU (int8_engine; 2-3x fbgemm on an AMX Xeon, the same numbers to 4e-3);
 - SmoothQuant (Xiao et al. 2023): activation outliers sit in a few input channels, so each
   input channel j is divided by s_j = amax(x_j)^alpha / amax(W_:,j)^(1-alpha) and the
   weight's column multiplied by it: the product is unchanged, the activations are easier to
@@ -80,6 +82,7 @@ class Int8Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear, smooth: Optional[Tensor] = None) -> None:
         super().__init__()
+        engine = int8_engine(linear)
         weight = linear.weight.detach().float()
         if smooth is not None:
             weight = weight * smooth[None, :]
@@ -98,8 +101,8 @@ class Int8Linear(nn.Module):
             warnings.simplefilter("ignore", UserWarning)
             qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros(weight.shape[0], dtype=torch.long),
                                                  0, torch.qint8)
-            self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
-        self.out_features = weight.shape[0]
+            self._packed = _prepack(qweight, bias, engine)
+        self.out_features, self.engine = weight.shape[0], engine
 
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor[..., in]) -> Tensor[..., out], fp32"""
@@ -243,11 +246,12 @@ def calibrate_int8(bert: BertModel, batches: Sequence[Batch], *, alpha: float = 
     return {"alpha": alpha, "ranges": ranges, "fp32_layers": fp32_layers, **full}
 
 
-# The fp32 matmul backend is chosen once per process and layer shape, by timing both: the
-# answer is about this machine's CPU, the same for every model in the process, and timing
-# it again per model would cost each load ~50 ms. The only module-level state of pytorch/.
-_BACKENDS: Dict[Tuple[int, int], str] = {}
-_BACKEND_LOCK = threading.Lock()
+# The fp32 matmul backend and the int8 engine are chosen once per process and layer shape,
+# by timing the candidates: the answer is about this machine's CPU, the same for every model
+# in the process, and timing it again per model would cost each load ~50 ms. The only
+# module-level state of pytorch/. Keys: ("fp32" or "int8", in_features, out_features).
+_BACKENDS: Dict[Tuple[str, int, int], str] = {}
+_BACKEND_LOCK = threading.RLock()
 
 
 def onednn_available() -> bool:
@@ -259,7 +263,7 @@ def onednn_available() -> bool:
 def fp32_backend(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float] = time.perf_counter) -> str:
     """"onednn" where a oneDNN-packed weight multiplies faster than torch's own linear (MKL)
     for this layer's shape and gives the same result (within 1e-4 relative), else "mkl"."""
-    key = (linear.in_features, linear.out_features)
+    key = ("fp32", linear.in_features, linear.out_features)
     with _BACKEND_LOCK:
         if key in _BACKENDS:
             return _BACKENDS[key]
@@ -281,6 +285,53 @@ def fp32_backend(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float]
                                  1e3 * times["mkl"], 1e3 * times["onednn"], choice)
             except RuntimeError as err:  # an op this build or CPU lacks
                 logger.debug("oneDNN linear unavailable for %s: %s", key, err)
+        _BACKENDS[key] = choice
+        return choice
+
+
+def _prepack(qweight: Tensor, bias: Optional[Tensor], engine: str):
+    """The weight packed for `engine`'s dynamic linear. The engine is torch's process-wide
+    setting, read when a weight is packed (the packed weight then runs its own engine's
+    kernel whatever the setting): switched for the packing only, under the lock."""
+    with _BACKEND_LOCK:
+        previous = torch.backends.quantized.engine
+        torch.backends.quantized.engine = engine
+        try:
+            return torch.ops.quantized.linear_prepack(qweight, bias)
+        finally:
+            torch.backends.quantized.engine = previous
+
+
+@torch.no_grad()
+def int8_engine(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float] = time.perf_counter) -> str:
+    """"onednn" where oneDNN's dynamic int8 linear is clearly faster than the default engine's
+    (fbgemm) for this layer's shape and gives the same result (within 2% of the output's
+    range: both quantize alike, they differ in rounding), else the default engine."""
+    key = ("int8", linear.in_features, linear.out_features)
+    with _BACKEND_LOCK:
+        if key in _BACKENDS:
+            return _BACKENDS[key]
+        default = torch.backends.quantized.engine
+        choice = default
+        if default != "onednn" and "onednn" in torch.backends.quantized.supported_engines:
+            try:
+                x = torch.randn(rows, linear.in_features, generator=torch.Generator().manual_seed(0))
+                weight = linear.weight.detach().float()
+                scale = (weight.abs().amax(dim=1).clamp(min=1e-12) / 63.0).double()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    qweight = torch.quantize_per_channel(weight, scale, torch.zeros(len(scale), dtype=torch.long),
+                                                         0, torch.qint8)
+                packed = {name: _prepack(qweight, linear.bias, name) for name in (default, "onednn")}
+                run = {name: (lambda p=p: torch.ops.quantized.linear_dynamic(x, p, False)) for name, p in packed.items()}
+                expected, got = run[default](), run["onednn"]()
+                if float((got - expected).abs().max()) <= 0.02 * (float(expected.abs().max()) or 1.0):
+                    times = _interleaved_times(run, timer)
+                    choice = "onednn" if times["onednn"] < 0.85 * times[default] else default
+                    logger.debug("int8 linear %s: %s %.2f ms, onednn %.2f ms -> %s", key[1:], default,
+                                 1e3 * times[default], 1e3 * times["onednn"], choice)
+            except RuntimeError as err:  # an engine this build or CPU lacks
+                logger.debug("oneDNN int8 linear unavailable for %s: %s", key[1:], err)
         _BACKENDS[key] = choice
         return choice
 

@@ -109,6 +109,24 @@ def test_onednn_fp32_path_gives_the_same_results():
     assert quantized.fp32_backend(linear) in ("mkl", "onednn")
 
 
+def test_int8_engines_give_the_same_results_and_leave_the_setting_alone():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(32, 96)
+    x = torch.randn(50, 32)
+    default = torch.backends.quantized.engine
+    assert quantized.int8_engine(linear) in (default, "onednn")
+    engines = [e for e in (default, "onednn") if e in torch.backends.quantized.supported_engines]
+    weight = linear.weight.detach()
+    qweight = torch.quantize_per_channel(weight, (weight.abs().amax(1) / 63).double(),
+                                         torch.zeros(96, dtype=torch.long), 0, torch.qint8)
+    outputs = [torch.ops.quantized.linear_dynamic(x, quantized._prepack(qweight, linear.bias, e), False)
+               for e in engines]
+    assert torch.backends.quantized.engine == default
+    expected = F.linear(x, linear.weight, linear.bias).detach()
+    for y in outputs:
+        assert float((y - expected).abs().max()) < INT8_LAYER_TOLERANCE * float(expected.abs().max())
+
+
 # ------------------------------------------------------------------ pipelines
 
 TRAIN = [
