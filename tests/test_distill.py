@@ -2,6 +2,7 @@
 student that loads, predicts with the teacher's labels, saves, packages and quantizes; a
 stopped run resumes at its checkpoint's step; bad inputs are one-line errors."""
 import json
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from spacy_bert_cls.cli import app
 from spacy_bert_cls.distill import Settings, distill, layer_map
+from spacy_bert_cls.distill.data import WordReplacer, _shape
 from spacy_bert_cls.distill.losses import cats_loss, tags_loss
 from spacy_bert_cls.models.encoder import get_bert_shim
 from spacy_bert_cls.testing import write_tiny_checkpoint
@@ -105,8 +107,24 @@ def test_student_packages_quantizes_and_exports(student, tmp_path):
     assert layers_of(spacy.load(inner)) == 2
 
 
+def test_word_replacer_keeps_shapes_and_spacing_and_is_seeded_by_step():
+    texts = ["John met @mary in Paris on 3 May", "the cat sat\n on  the mat !", "Acme Corp sold 12 #deals"]
+    replacer = WordReplacer(texts, rate=0.9)
+    first = replacer(texts * 20, seed=0, step=5)
+    assert first == replacer(texts * 20, seed=0, step=5)
+    assert first != replacer(texts * 20, seed=0, step=6)
+    changed = 0
+    for before, after in zip(texts * 20, first):
+        assert re.findall(r"\s+", after) == re.findall(r"\s+", before)
+        for old, new in zip(before.split(), after.split()):
+            assert _shape(new) == _shape(old) and new in replacer.pools[_shape(old)]
+            changed += old != new
+    assert changed > 100  # about half the texts at 0.9 a word, less the words without another of their shape
+    assert WordReplacer(texts, rate=0.0)(texts * 20, seed=0, step=5) == texts * 20
+
+
 def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
-    settings = dict(teacher=teacher, output=tmp_path / "out", hidden_weight=1.0, **FAST)
+    settings = dict(teacher=teacher, output=tmp_path / "out", hidden_weight=1.0, augment=0.3, **FAST)
     assert distill(Settings(**settings), stop_after=3) is None
     assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-00000003"]
     with pytest.raises(ValueError, match="--resume"):
@@ -126,6 +144,7 @@ def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
     (["--layers", "2", "--width", "16"], ["--width 16", "not supported yet"]),
     (["--layers", "2", "--data", "{empty}"], ["empty.txt", "no text"]),
     (["--layers", "2", "--data", "{missing}"], ["missing.txt", "no such file"]),
+    (["--layers", "2", "--augment", "1.5"], ["--augment", "[0, 1)", "1.5"]),
 ])
 def test_bad_inputs_are_one_line_errors(teacher, tmp_path, args, words):
     (tmp_path / "empty.txt").write_text("\n\n")

@@ -228,6 +228,7 @@ def distill_cli(
     learn_rate: float = typer.Option(1e-4, "--learn-rate"),
     temperature: float = typer.Option(2.0, "--temperature", "-T", help="Temperature of the soft targets"),
     hidden_weight: float = typer.Option(1.0, "--hidden-weight", help="Weight of the hidden-state MSE (0: none)"),
+    augment: float = typer.Option(0.0, "--augment", help="In half of each batch's texts, the chance of each word being replaced by a word of DATA of the same shape (0: none)"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every"),
     log_every: int = typer.Option(20, "--log-every"),
@@ -241,7 +242,7 @@ def distill_cli(
     try:
         settings = Settings(teacher=teacher, output=output, layers=layers, data=data, gold=gold, dev=dev, width=width,
                             steps=steps, epochs=epochs, batch_size=batch_size, learn_rate=learn_rate,
-                            temperature=temperature, hidden_weight=hidden_weight, seed=seed,
+                            temperature=temperature, hidden_weight=hidden_weight, augment=augment, seed=seed,
                             checkpoint_every=checkpoint_every, log_every=log_every, eval_every=eval_every,
                             resume=resume)
         path = distill(settings)

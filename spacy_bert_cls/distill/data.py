@@ -3,10 +3,13 @@
 Raw text: .txt a text a line, .jsonl a {"text"} a line (pretraining.data's readers, with
 their checks), or the texts of a .spacy or CoNLL file (data.readers). Batches are drawn
 by step number from a seeded permutation of each epoch, so a resumed run takes the very
-batches an uninterrupted one would, without replaying anything.
+batches an uninterrupted one would, without replaying anything. The same holds for the
+word replacements of --augment, seeded by step.
 """
+import re
+from collections import defaultdict
 from pathlib import Path
-from typing import List, Sequence, TypeVar
+from typing import Dict, List, Sequence, TypeVar
 
 import numpy
 from spacy.language import Language
@@ -20,6 +23,7 @@ from ..pretraining.data import iter_documents, iter_paragraphs
 ANNOTATED = (".spacy", ".conll", ".iob", ".tsv", ".bio", ".annotated")
 
 T = TypeVar("T")
+_SPACE = re.compile(r"(\s+)")
 
 
 def read_texts(path: Path, nlp: Language) -> List[str]:
@@ -60,3 +64,41 @@ def batch_at(items: Sequence[T], batch_size: int, seed: int, index: int) -> List
     epoch, position = divmod(index, per_epoch)
     order = numpy.random.RandomState((seed + epoch) % 2**32).permutation(len(items))
     return [items[i] for i in order[position * batch_size:(position + 1) * batch_size]]
+
+
+def _shape(word: str) -> str:
+    """The class a word is replaced within: its first character's case or digit-ness, or
+    the character itself (so @mentions stay @mentions, #tags #tags, punctuation punctuation)."""
+    first = word[0]
+    return "X" if first.isupper() else "x" if first.islower() else "d" if first.isdigit() else first
+
+
+class WordReplacer:
+    """More varied text for the teacher to label (TinyBERT's data augmentation, with the
+    data's own words in place of its language model's): in half of a batch's texts, drawn
+    at random, each whitespace-separated word is replaced with probability `rate` by a word
+    of the same shape (_shape) drawn uniformly from the distinct words of `texts`. Seeded by
+    step, so a resumed run sees the same texts."""
+
+    def __init__(self, texts: Sequence[str], rate: float) -> None:
+        pools: Dict[str, set] = defaultdict(set)
+        for text in texts:
+            for word in text.split():
+                pools[_shape(word)].add(word)
+        self.pools = {shape: sorted(words) for shape, words in pools.items()}
+        self.rate = rate
+
+    def __call__(self, texts: Sequence[str], seed: int, step: int) -> List[str]:
+        rng = numpy.random.RandomState((seed * 1_000_003 + step) % 2**32)
+        out = []
+        for text in texts:
+            if rng.random_sample() >= 0.5:
+                out.append(text)
+                continue
+            parts = _SPACE.split(text)  # words at even positions, the whitespace between them kept
+            for i in range(0, len(parts), 2):
+                if parts[i] and rng.random_sample() < self.rate:
+                    pool = self.pools[_shape(parts[i])]
+                    parts[i] = pool[rng.randint(len(pool))]
+            out.append("".join(parts))
+        return out

@@ -16,7 +16,7 @@ from ..models.encoder import get_bert_shim
 from ..pretraining.checkpoints import read_state, save_checkpoint
 from ..saving import save_pipeline
 from .agreement import Agreement
-from .data import batch_at, steps_per_epoch
+from .data import WordReplacer, batch_at, steps_per_epoch
 from .progress import show_agreement, show_progress
 from .resume import load_optimizer_state, optimizer_state, random_state, set_random_state
 from .settings import Settings
@@ -35,6 +35,7 @@ class Runner:
                               L2_is_weight_decay=True)
         self.last: Dict[str, float] = {}
         self.last_agreement: Dict[str, float] = {}
+        self.replacer = WordReplacer(texts, settings.augment) if settings.augment > 0 else None
 
     def learn_rate(self, step: int) -> float:
         warmup = round(self.s.warmup_fraction * self.total)
@@ -49,6 +50,8 @@ class Runner:
         while self.step < self.total:
             self.optimizer.learn_rate = self.learn_rate(self.step)
             texts = batch_at(self.texts, self.s.batch_size, self.s.seed, self.step)
+            if self.replacer is not None:
+                texts = self.replacer(texts, self.s.seed, self.step)
             gold = batch_at(self.gold, self.s.batch_size, self.s.seed + 1, self.step) if self.gold else None
             for key, value in self.d.step(texts, gold, self.optimizer).items():
                 window[key] = window.get(key, 0.0) + value
@@ -83,10 +86,11 @@ class Runner:
 
     def load_state(self, checkpoint: Path) -> None:
         state = read_state(checkpoint, 1)
+        saved = {"augment": 0.0, **state["settings"]}  # checkpoints from before --augment had none
         for key in ("teacher", "layers", "data", "gold", "batch_size", "seed", "learn_rate", "temperature",
-                    "hidden_weight"):
-            if str(state["settings"][key]) != str(self.s.to_dict()[key]):
-                raise ValueError(f"{checkpoint} was written with {key} {state['settings'][key]}, not "
+                    "hidden_weight", "augment"):
+            if str(saved[key]) != str(self.s.to_dict()[key]):
+                raise ValueError(f"{checkpoint} was written with {key} {saved[key]}, not "
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
                                  f"folder")
         self.step = int(state["step"])
@@ -111,6 +115,7 @@ class Runner:
                 "teacher_version": teacher.meta.get("version"),
                 "teacher_layers": self.d.teacher_bert.config.num_hidden_layers, "layers": len(self.d.mapping),
                 "layer_map": self.d.mapping, "temperature": s.temperature, "hidden_weight": s.hidden_weight,
+                "augment": s.augment,
                 "steps": self.step, "batch_size": s.batch_size, "learn_rate": s.learn_rate,
                 "data": Path(s.data).name, "gold": Path(s.gold).name if s.gold else None,
                 "losses": {k: round(v, 6) for k, v in self.last.items()},

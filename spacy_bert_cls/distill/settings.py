@@ -21,6 +21,8 @@ class Settings:
     temperature (float): T of the soft targets; the soft losses are scaled by T^2.
     hidden_weight (float): weight of the hidden-state MSE (0: outputs only, and the teacher's
         encoder runs once per batch instead of twice).
+    augment (float): in half of each batch's texts, the probability of each word being
+        replaced by another word of the data of the same shape (data.WordReplacer); 0: none.
     """
 
     teacher: Path
@@ -37,6 +39,7 @@ class Settings:
     warmup_fraction: float = 0.05
     temperature: float = 2.0
     hidden_weight: float = 1.0
+    augment: float = 0.0
     dropout: float = 0.1
     seed: int = 0
     checkpoint_every: int = 200
@@ -66,6 +69,8 @@ class Settings:
             raise ValueError(f"--hidden-weight must be >= 0, got {self.hidden_weight}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError("--dropout and --warmup-fraction must be in [0, 1)")
+        if not 0.0 <= self.augment < 1.0:
+            raise ValueError(f"--augment must be in [0, 1), got {self.augment}")
 
     def to_dict(self) -> Dict[str, Any]:
         """The settings as plain values (paths as strings), for the checkpoint and the meta."""
