@@ -10,6 +10,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
+
+def log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
+    """log softmax over the last axis, in float64 (an empty array is returned as it is)."""
+    logits = logits.astype("float64")
+    if not logits.size:
+        return logits
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - numpy.log(numpy.exp(shifted).sum(axis=-1, keepdims=True))
+
 from .tags import split_tag, tags_to_spans
 
 SCHEMES = ("BILUO", "BIO")

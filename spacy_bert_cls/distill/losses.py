@@ -10,21 +10,11 @@ import numpy
 import torch
 import torch.nn.functional as F
 
+from ..decoding import log_softmax
 from ..pytorch.encoder import BertModel
 
 # Probabilities are clipped here before their log (a float32 softmax can give exactly 0).
 TINY = 1e-30
-
-
-def _softmax(z: numpy.ndarray) -> numpy.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = numpy.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _log_softmax(z: numpy.ndarray) -> numpy.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - numpy.log(numpy.exp(z).sum(axis=-1, keepdims=True))
 
 
 def soft_logits_loss(student: numpy.ndarray, teacher: numpy.ndarray, temperature: float) -> Tuple[float, numpy.ndarray]:
@@ -34,8 +24,8 @@ def soft_logits_loss(student: numpy.ndarray, teacher: numpy.ndarray, temperature
     RETURNS: the summed loss and its gradient w.r.t. the student's logits, T * (p_T - q_T).
     """
     t = temperature
-    q = _softmax(teacher / t)
-    log_p = _log_softmax(student / t)
+    q = numpy.exp(log_softmax(teacher / t))
+    log_p = log_softmax(student / t)
     loss = t * t * float((q * (numpy.log(numpy.maximum(q, TINY)) - log_p)).sum())
     return loss, (t * (numpy.exp(log_p) - q)).astype("float32")
 

@@ -31,7 +31,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 from thinc.types import Floats2d
 
-from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names
+from ..decoding import TagScheme, decode_batch, first_piece_entities, hf_tag_names, log_softmax
 from ..models.listener import BertListener
 from ..tags import span_biluo
 from ..tokenization.words import word_starts
@@ -204,7 +204,7 @@ class BertEntityRecognizer(TrainablePipe):
         loss = 0.0
         grads = []
         for gold, doc_logits in zip(golds, logits):
-            log_probs = _log_softmax(self.model.ops.to_numpy(doc_logits))
+            log_probs = log_softmax(self.model.ops.to_numpy(doc_logits))
             d = numpy.exp(log_probs)
             known = gold >= 0
             rows = numpy.nonzero(known)[0]
@@ -272,7 +272,7 @@ def _decode_constrained(pipe: "BertEntityRecognizer", docs: Sequence[Doc], score
     """The most probable valid tag sequence of each doc, with confidences: one batched
     Viterbi + forward-backward, a numpy step per token position (not per token of every
     doc: it was 22% of nlp.pipe's time)."""
-    log_probs = [_log_softmax(pipe.model.ops.to_numpy(s.logits)) for s in scores]
+    log_probs = [log_softmax(pipe.model.ops.to_numpy(s.logits)) for s in scores]
     return decode_batch(log_probs, pipe.scheme, _no_piece(docs)), [[] for _ in docs]
 
 
@@ -280,7 +280,7 @@ def _decode_argmax(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: Li
     """HF's rule on spaCy's tokens as the words (HF's evaluation on pre-split words)."""
     scheme, names, found = pipe.scheme, hf_tag_names(pipe.scheme), []
     for doc, s, empty in zip(docs, scores, _no_piece(docs)):
-        doc_lp = _log_softmax(pipe.model.ops.to_numpy(s.logits))
+        doc_lp = log_softmax(pipe.model.ops.to_numpy(s.logits))
         whitespace = numpy.array([t.is_space for t in doc], dtype=bool)
         # As HF's evaluation on pre-split words: a word without a piece is O (score 1).
         doc_lp[empty] = numpy.where(scheme.outside, 0.0, -numpy.inf)
@@ -354,7 +354,7 @@ def _hf_first(doc: Doc, scores: TagScores, names: List[str], unaligned: List[dic
     offsets = scores.offsets
     if not len(offsets):
         return []
-    log_probs = _log_softmax(ops.to_numpy(scores.logits))
+    log_probs = log_softmax(ops.to_numpy(scores.logits))
     starts = word_starts(doc.text)[offsets[:, 0]]
     entities = []
     end = 0
@@ -384,9 +384,3 @@ def _report_unaligned(name: str, cases: List[Tuple[Doc, dict]]) -> None:
         "boundaries: %s%s. Widened entities cover the tokens they touch; dropped ones overlapped an "
         "earlier entity. Each doc lists its own in doc.spans[spans_key].attrs['unaligned'].",
         name, len(cases), "y" if len(cases) == 1 else "ies", shown, "; ..." if len(cases) > 5 else "")
-
-
-def _log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
-    logits = logits.astype("float64")
-    shifted = logits - logits.max(axis=-1, keepdims=True) if logits.size else logits
-    return shifted - numpy.log(numpy.exp(shifted).sum(axis=-1, keepdims=True)) if logits.size else logits
