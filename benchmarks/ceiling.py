@@ -7,8 +7,9 @@ The ceiling: the encoder's linear layers (per layer: query, key, value and outpu
 width hidden -> hidden, then hidden -> intermediate and intermediate -> hidden), each on
 `rows` pieces at once, through the kernels our pipeline runs them with: fp32 through the
 backend `pytorch/quantized.fp32_backend` picks for the shape (torch's linear, MKL, or a
-oneDNN-packed weight), int8 through our `Int8Linear` (torch's dynamic quantized linear,
-fbgemm / oneDNN). The rate of the mix, weighted as one layer has them, in GFLOP/s.
+oneDNN-packed weight), int8 through our `Int8Linear` (torch's dynamic quantized linear, on
+the engine `int8_engine` picks for the shape: fbgemm or oneDNN). The rate of the mix,
+weighted as one layer has them, in GFLOP/s.
 
 Useful work: a piece costs 2 x the encoder's linear weights per layer (a multiply and an
 add each) plus attention's two products (QK^T and AV, 2 x 2 x L x hidden per layer for a
@@ -56,7 +57,7 @@ def measure(config: Dict, threads: int, rows: int = 4096, repeat: int = 20) -> D
     import torch
     import torch.nn.functional as F
 
-    from spacy_bert_cls.pytorch.quantized import Int8Linear, OneDNNLinear, fp32_backend, int8_supported
+    from spacy_bert_cls.pytorch.quantized import Int8Linear, OneDNNLinear, fp32_backend, int8_engine, int8_supported
 
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
@@ -72,6 +73,7 @@ def measure(config: Dict, threads: int, rows: int = 4096, repeat: int = 20) -> D
             runs = {"fp32": fp32}
             if int8_supported():
                 runs["int8"] = Int8Linear(linear, None)
+                entry["int8_engine"] = int8_engine(linear)
             for kind, fn in runs.items():
                 seconds = _best_seconds(lambda: fn(x), repeat)
                 entry[f"{kind}_gflops"] = round(flops / seconds / 1e9, 1)

@@ -148,6 +148,7 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
     import spacy
 
     from spacy_bert_cls.distill import Settings, distill
+    from spacy_bert_cls.pytorch import quantized
     from spacy_bert_cls.quantize import quantize_pipeline
 
     data = prepared(args.data, dataset)
@@ -166,7 +167,8 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
               "distill_seconds": round(distill_seconds, 1),
               "distillation": pipelines["student"].meta["spacy_bert_cls"]["distillation"],
               "score": {name: round(test_score(nlp, data), 4) for name, nlp in pipelines.items()},
-              "words_per_second": words_per_second(pipelines, data, args.rounds)}
+              "words_per_second": words_per_second(pipelines, data, args.rounds),
+              "int8_engines": sorted({engine for (kind, *_), engine in quantized._BACKENDS.items() if kind == "int8"})}
     if not args.no_direct:
         result["score"]["direct"] = round(run_direct(dataset, data, args.layers, steps, out, args.threads), 4)
     return result
