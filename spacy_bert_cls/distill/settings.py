@@ -35,9 +35,9 @@ class Settings:
     steps: Optional[int] = None
     epochs: int = 3
     batch_size: int = 32
-    learn_rate: float = 1e-4
+    learn_rate: float = 3e-4
     warmup_fraction: float = 0.05
-    temperature: float = 2.0
+    temperature: float = 1.0
     hidden_weight: float = 1.0
     augment: float = 0.0
     dropout: float = 0.1
