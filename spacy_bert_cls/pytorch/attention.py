@@ -1,10 +1,13 @@
 """Multi-head self-attention on torch's scaled_dot_product_attention."""
+import math
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
+from .dropout import dropout
 from .packing import PackedLayout, group_rows, to_packed, to_padded
 
 
@@ -58,6 +61,8 @@ class SelfAttention(nn.Module):
         # [batch, seq, 3 * hidden] -> 3 x [batch, heads, seq, head_size]
         qkv = qkv.view(batch, seq_len, 3, self.num_heads, self.head_size)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if self.training and self.dropout_prob > 0 and qkv.device.type == "cpu":
+            return _attention_with_dropout(query, key, value, attention_mask, self.dropout_prob)
         return F.scaled_dot_product_attention(
             query,
             key,
@@ -65,3 +70,15 @@ class SelfAttention(nn.Module):
             attn_mask=attention_mask,
             dropout_p=self.dropout_prob if self.training else 0.0,
         )
+
+
+def _attention_with_dropout(query: Tensor, key: Tensor, value: Tensor, mask: Optional[Tensor], p: float) -> Tensor:
+    """What scaled_dot_product_attention does on the CPU when it drops attention weights (its
+    math path: the product, the mask, softmax, dropout, the product), with dropout.dropout's
+    cheaper mask. Every query row of ours has a key to attend to (packing.py), so a plain
+    softmax. query, key, value (Tensor[batch, heads, seq, head_size]); mask [batch, 1, 1, seq]
+    bool (True: attend) or None. RETURNS Tensor[batch, heads, seq, head_size]."""
+    scores = torch.matmul(query, key.transpose(-2, -1)).mul_(1.0 / math.sqrt(query.shape[-1]))
+    if mask is not None:
+        scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+    return torch.matmul(dropout(scores.softmax(dim=-1), p, True), value)

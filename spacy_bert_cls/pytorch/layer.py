@@ -1,11 +1,11 @@
 """One post-norm BERT encoder layer: attention and feed-forward, each with a residual."""
 from typing import Optional
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import SelfAttention
 from .config import BertConfig
+from .dropout import dropout
 from .packing import PackedLayout
 
 
@@ -56,7 +56,7 @@ class EncoderLayer(nn.Module):
         return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
 
     def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
-        attended = F.dropout(attended, self.dropout_prob, self.training)
+        attended = dropout(attended, self.dropout_prob, self.training)
         hidden = self.attention_norm(hidden + attended)
-        transformed = F.dropout(self.ffn(hidden), self.dropout_prob, self.training)
+        transformed = dropout(self.ffn(hidden), self.dropout_prob, self.training)
         return self.ffn_norm(hidden + transformed)
