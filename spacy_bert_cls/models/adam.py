@@ -4,11 +4,13 @@ thinc's PyTorchShim steps a torch model one parameter at a time through numpy: f
 the encoder's ~100 tensors a Python call, a view, thinc's Cython Adam and a write back. On a
 small encoder that was 30% of a training step (benchmarks/host_overhead.py --profile). This
 is the same update (thinc.optimizers.Optimizer.__call__ then its _adam, term for term: L2 or
-decoupled weight decay, each parameter's gradient clipped on its own, bias-corrected Adam, the
-gradient zeroed) done with torch's fused Adam kernel and multi-tensor `_foreach_` ops, on
-whatever device the weights are: on MiniLM (22.7 M weights, 2 threads) 324 ms a step through
-thinc, 155 with `_foreach_` ops alone (one pass over memory each), less fused. The optimizer keeps its own bookkeeping (nr_update, the moments under the same
-keys), so the moments of these keys are torch tensors and only this module steps them.
+decoupled weight decay, each parameter's gradient clipped on its own, bias-corrected Adam)
+done with torch's fused Adam kernel and multi-tensor `_foreach_` ops, on whatever device the
+weights are: on MiniLM (22.7 M weights, 2 threads) 324 ms a step through thinc, 155 with
+`_foreach_` ops alone (one pass over memory each), less fused. Where thinc zeroes the
+gradient, the caller drops it instead (see step). The optimizer keeps its own bookkeeping
+(nr_update, the moments under the same keys), so the moments of these keys are torch
+tensors and only this module steps them.
 
 Optimizers this does not reproduce (RAdam, weight averaging, plain SGD, a subclass) take
 thinc's own path.
@@ -29,14 +31,15 @@ def foreach_supported(optimizer) -> bool:
 
 def step(optimizer, keyed: Sequence[Keyed], clip_each: bool = True) -> None:
     """One update of every (key, parameter, gradient) by `optimizer`: adam_step where
-    foreach_supported, else thinc's own call per parameter. The gradients are zeroed."""
+    foreach_supported, else thinc's own call per parameter. The gradients are spent: the
+    caller drops them (param.grad = None), which costs nothing where zeroing them was a pass
+    over every weight and made the next backward pass add to zeros rather than take its own."""
     if foreach_supported(optimizer):
         adam_step(optimizer, keyed, clip_each)
         return
     for key, param, grad in keyed:
         data, _ = optimizer(key, torch2xp(param.data), torch2xp(grad))
         param.data = xp2torch(data, requires_grad=True, device=param.device)
-        grad.zero_()
 
 
 @torch.no_grad()
@@ -68,7 +71,6 @@ def adam_step(optimizer: Optimizer, keyed: Sequence[Keyed], clip_each: bool = Tr
         torch._fused_adam_([params[i] for i in members], [grads[i] for i in members], [mom1[i] for i in members],
                            [mom2[i] for i in members], [], steps, lr=optimizer.learn_rate, beta1=b1, beta2=b2,
                            weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-    torch._foreach_zero_(grads)
     if optimizer.L2 and optimizer.L2_is_weight_decay:
         torch._foreach_add_(params, params, alpha=-optimizer.learn_rate * optimizer.L2)
 

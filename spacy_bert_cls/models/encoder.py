@@ -168,12 +168,11 @@ class BertShim(PyTorchShim):
         """thinc's PyTorchShim.finish_update, with every parameter in one step (adam.py)."""
         named = [(name, param) for name, param in self._model.named_parameters() if param.grad is not None]
         clipped = self._clipped_globally(optimizer)
-        if self._grad_scaler.found_inf:  # an fp16 overflow: skip the step, as thinc does
-            for _, param in named:
-                param.grad.zero_()
-        else:  # (the step zeroes the gradients)
+        if not self._grad_scaler.found_inf:  # an fp16 overflow: skip the step, as thinc does
             adam.step(optimizer, [((self.id, name), param, param.grad) for name, param in named],
                       clip_each=not clipped)
+        for _, param in named:  # spent (the next backward pass makes new ones)
+            param.grad = None
         self._grad_scaler.update()
 
     def _step_each_stash(self, optimizer) -> None:

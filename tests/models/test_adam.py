@@ -39,8 +39,6 @@ def test_adam_step_matches_thinc(settings):
         reference = [((1, f"p{i}"), p, grad.clone()) for i, (p, grad) in enumerate(zip(theirs, grads)) if i not in skip]
         adam.step(opt_ours, keyed)
         _thinc_step(opt_theirs, reference)
-        for _, _, grad in keyed:
-            assert not grad.any(), "the gradients are zeroed"
     for a, b in zip(ours, theirs):
         numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert opt_ours.nr_update == opt_theirs.nr_update
