@@ -89,8 +89,8 @@ def test_inputs(nlp, data: dict) -> list:
         return [json.loads(line)["text"] for line in file_ if line.strip()]
 
 
-def words_per_second(pipelines: Dict[str, object], data: dict, rounds: int) -> Dict[str, float]:
-    """nlp.pipe words/s of each pipeline, in interleaved rounds after a warm-up; the median."""
+def words_per_second(pipelines: Dict[str, object], data: dict, rounds: int) -> Dict[str, List[float]]:
+    """nlp.pipe words/s of each pipeline, in interleaved rounds after a warm-up: each round's."""
     timings: Dict[str, List[float]] = {name: [] for name in pipelines}
     for nlp in pipelines.values():
         list(nlp.pipe(test_inputs(nlp, data)[:64], batch_size=64))
@@ -100,7 +100,7 @@ def words_per_second(pipelines: Dict[str, object], data: dict, rounds: int) -> D
             started = time.perf_counter()
             n_words = sum(len(doc) for doc in nlp.pipe(inputs, batch_size=64))
             timings[name].append(n_words / (time.perf_counter() - started))
-    return {name: round(statistics.median(values), 1) for name, values in timings.items()}
+    return {name: [round(v, 1) for v in values] for name, values in timings.items()}
 
 
 def direct_checkpoint(layers: int, folder: Path) -> Path:
@@ -167,8 +167,10 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
               "distill_seconds": round(distill_seconds, 1),
               "distillation": pipelines["student"].meta["spacy_bert_cls"]["distillation"],
               "score": {name: round(test_score(nlp, data), 4) for name, nlp in pipelines.items()},
-              "words_per_second": words_per_second(pipelines, data, args.rounds),
+              "words_per_second_rounds": words_per_second(pipelines, data, args.rounds),
               "int8_engines": sorted({engine for (kind, *_), engine in quantized._BACKENDS.items() if kind == "int8"})}
+    result["words_per_second"] = {name: statistics.median(values)
+                                  for name, values in result["words_per_second_rounds"].items()}
     if not args.no_direct:
         result["score"]["direct"] = round(run_direct(dataset, data, args.layers, steps, out, args.threads), 4)
     return result
