@@ -4,7 +4,8 @@ distillation adds over fine-tuning the same small encoder directly.
     python -m benchmarks.distill \
         --textcat-teacher benchmarks/results/accuracy/ours/rotten_tomatoes/model-last \
         --ner-teacher benchmarks/results/accuracy/ours/wnut17/model-last [--layers 3] [--steps N]
-        [--temperature T] [--hidden-weight W] [--augment P] [--gold] [--threads 2] [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
+        [--temperature T] [--hidden-weight W] [--augment P] [--gold] [--retime] [--threads 2]
+        [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
 
 The teachers are `python -m benchmarks.accuracy.run_spacy ours rotten_tomatoes` and `... ours
 wnut17` (6-layer MiniLM, bert_textcat and bert_ner); either may be left out. For each:
@@ -196,6 +197,24 @@ def show(results: List[dict]) -> None:
         print("  targets:", ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in r["targets"].items()))
 
 
+def retime(teachers: Dict[str, Path], args: argparse.Namespace) -> int:
+    """words/s of each teacher, its student and int8 student from an earlier run's --out, in
+    a process that did nothing else first (a run's own timing follows its distillation,
+    calibration and direct fine-tune in the same process)."""
+    import spacy
+
+    for dataset, teacher in teachers.items():
+        folder = args.out / dataset
+        pipelines = {"teacher": spacy.load(teacher), "student": spacy.load(folder / "model-last"),
+                     "int8_student": spacy.load(folder / "student-int8")}
+        rounds = words_per_second(pipelines, prepared(args.data, dataset), args.rounds)
+        median = {name: statistics.median(values) for name, values in rounds.items()}
+        print(f"{dataset}: " + ", ".join(f"{name} {median[name]:,.0f} words/s ({median[name] / median['teacher']:.2f}x)"
+                                         for name in rounds))
+        print(f"  each round: {json.dumps(rounds)}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--textcat-teacher", type=Path, help="rotten_tomatoes' trained pipeline (bert_textcat)")
@@ -213,6 +232,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-direct", action="store_true", help="skip the direct fine-tune of the small encoder")
     parser.add_argument("--data", type=Path, default=RESULTS / "accuracy" / "data")
     parser.add_argument("--out", type=Path, default=RESULTS / "distill")
+    parser.add_argument("--retime", action="store_true",
+                        help="only time the pipelines an earlier run left in --out, in this fresh process")
     args = parser.parse_args(argv)
     teachers = {ds: getattr(args, attr) for ds, attr in DATASETS.items() if getattr(args, attr)}
     if not teachers:
@@ -220,6 +241,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.retime:
+        return retime(teachers, args)
     results = []
     for dataset, teacher in teachers.items():
         result = run_dataset(dataset, teacher, args, args.out)
