@@ -10,6 +10,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
+from .tags import split_tag, tags_to_spans
+
+SCHEMES = ("BILUO", "BIO")
+NEG_INF = -numpy.inf
+
 
 def log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
     """log softmax over the last axis, in float64 (an empty array is returned as it is)."""
@@ -18,11 +23,6 @@ def log_softmax(logits: numpy.ndarray) -> numpy.ndarray:
         return logits
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - numpy.log(numpy.exp(shifted).sum(axis=-1, keepdims=True))
-
-from .tags import split_tag, tags_to_spans
-
-SCHEMES = ("BILUO", "BIO")
-NEG_INF = -numpy.inf
 
 
 class TagScheme:

@@ -90,20 +90,9 @@ class Int8Linear(nn.Module):
             self.register_buffer("inverse_smooth", (1.0 / smooth).float(), persistent=False)
         else:
             self.inverse_smooth = None
-        # Weights in 7 bits ([-63, 63]) so that activations can have all 8: the AVX2 / AVX-512
-        # int8 kernels (vpmaddubsw) add pairs of u8 x s8 products in int16, which saturates
-        # for 255 x 127 x 2 but never for 255 x 64 x 2. (torch's own recipe halves the
-        # activations' range instead; per-channel weights lose less from the missing bit.)
-        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 63.0
         bias = linear.bias.detach().float() if linear.bias is not None else None
-        with warnings.catch_warnings():
-            # torch marks quantized tensor types as deprecated; the packed weight below is
-            # the engine's own format and nothing quantized is ever saved.
-            warnings.simplefilter("ignore", UserWarning)
-            qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros(weight.shape[0], dtype=torch.long),
-                                                 0, torch.qint8)
-            self._packed = _prepack(qweight, bias, engine)
-        self.out_features, self.engine = weight.shape[0], engine
+        self._packed = _packed_weight(weight, bias, engine)
+        self.out_features = weight.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor[..., in]) -> Tensor[..., out], fp32"""
@@ -289,6 +278,24 @@ def fp32_backend(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float]
         return choice
 
 
+def _packed_weight(weight: Tensor, bias: Optional[Tensor], engine: str):
+    """`weight` (Tensor[out, in], fp32) in int8 per output channel, packed for `engine`.
+
+    Weights in 7 bits ([-63, 63]) so that activations can have all 8: the AVX2 / AVX-512
+    int8 kernels (vpmaddubsw) add pairs of u8 x s8 products in int16, which saturates for
+    255 x 127 x 2 but never for 255 x 64 x 2. (torch's own recipe halves the activations'
+    range instead; per-channel weights lose less from the missing bit.)
+    """
+    scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 63.0
+    with warnings.catch_warnings():
+        # torch marks quantized tensor types as deprecated; the packed weight is the
+        # engine's own format and nothing quantized is ever saved.
+        warnings.simplefilter("ignore", UserWarning)
+        qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros(weight.shape[0], dtype=torch.long),
+                                             0, torch.qint8)
+        return _prepack(qweight, bias, engine)
+
+
 def _prepack(qweight: Tensor, bias: Optional[Tensor], engine: str):
     """The weight packed for `engine`'s dynamic linear. The engine is torch's process-wide
     setting, read when a weight is packed (the packed weight then runs its own engine's
@@ -317,12 +324,7 @@ def int8_engine(linear: nn.Linear, rows: int = 1024, timer: Callable[[], float] 
             try:
                 x = torch.randn(rows, linear.in_features, generator=torch.Generator().manual_seed(0))
                 weight = linear.weight.detach().float()
-                scale = (weight.abs().amax(dim=1).clamp(min=1e-12) / 63.0).double()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    qweight = torch.quantize_per_channel(weight, scale, torch.zeros(len(scale), dtype=torch.long),
-                                                         0, torch.qint8)
-                packed = {name: _prepack(qweight, linear.bias, name) for name in (default, "onednn")}
+                packed = {name: _packed_weight(weight, linear.bias, name) for name in (default, "onednn")}
                 run = {name: (lambda p=p: torch.ops.quantized.linear_dynamic(x, p, False)) for name, p in packed.items()}
                 expected, got = run[default](), run["onednn"]()
                 if float((got - expected).abs().max()) <= 0.02 * (float(expected.abs().max()) or 1.0):
