@@ -1,6 +1,8 @@
 """One post-norm BERT encoder layer: attention and feed-forward, each with a residual."""
 from typing import Optional
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import SelfAttention
@@ -21,6 +23,17 @@ def activation(name: str) -> nn.Module:
     raise ValueError(f"Unsupported activation {name!r}")
 
 
+def activate_in_place(activation: nn.Module, x: Tensor) -> Tensor:
+    """`activation(x)` written over x (without autograd only)."""
+    if isinstance(activation, nn.GELU):
+        return torch.ops.aten.gelu_(x, approximate=activation.approximate)
+    if isinstance(activation, nn.ReLU):
+        return x.relu_()
+    if isinstance(activation, nn.SiLU):
+        return F.silu(x, inplace=True)
+    return activation(x)
+
+
 class FeedForward(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -30,7 +43,12 @@ class FeedForward(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """hidden (Tensor[batch, seq, hidden]) -> Tensor[batch, seq, hidden]"""
-        return self.output(self.activation(self.intermediate(hidden)))
+        inner = self.intermediate(hidden)
+        if torch.is_grad_enabled():
+            return self.output(self.activation(inner))
+        # Without autograd nothing needs the layer's input kept: one [pieces, intermediate]
+        # matrix less a layer, the largest of them.
+        return self.output(activate_in_place(self.activation, inner))
 
 
 class EncoderLayer(nn.Module):
@@ -56,6 +74,11 @@ class EncoderLayer(nn.Module):
         return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
 
     def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            # Prediction: each sum written over its sublayer's fresh output, the same numbers
+            # with two [pieces, hidden] matrices less a layer to allocate.
+            hidden = self.attention_norm(attended.add_(hidden))
+            return self.ffn_norm(self.ffn(hidden).add_(hidden))
         attended = dropout(attended, self.dropout_prob, self.training)
         hidden = self.attention_norm(hidden + attended)
         transformed = dropout(self.ffn(hidden), self.dropout_prob, self.training)
