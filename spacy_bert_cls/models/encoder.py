@@ -116,13 +116,14 @@ class BertShim(PyTorchShim):
         for key, grads in self.stashed.items():
             if not grads:
                 continue
+            for name, grad in grads.items():
+                grads[name] = grad.coalesce() if grad.is_sparse else grad
             # torch's clip_grad_norm_ rule, on tensors that are no parameter's .grad
-            norm = torch.nn.utils.get_total_norm(list(grads.values()))
+            norm = torch.nn.utils.get_total_norm([adam.values(grad) for grad in grads.values()])
             norms[key] = float(norm)
             coef = max_norm / (norm + 1e-6)
             if coef < 1.0:
-                for grad in grads.values():
-                    grad.mul_(coef)
+                torch._foreach_mul_([adam.values(grad) for grad in grads.values()], coef)
         return norms
 
     def _clipped_globally(self, optimizer) -> bool:
@@ -146,8 +147,11 @@ class BertShim(PyTorchShim):
         if not params:
             return 0.0
         self.clipped_to = max_norm
+        for param in params:  # the piece embeddings' sparse gradient, as rows with one value each
+            if param.grad.is_sparse:
+                param.grad = param.grad.coalesce()
         # torch's clip_grad_norm_, with no pass over the gradient where it is under the norm
-        grads = [p.grad for p in params]
+        grads = [adam.values(p.grad) for p in params]
         norm = float(torch.nn.utils.get_total_norm(grads))
         coef = max_norm / (norm + 1e-6)
         if coef < 1.0:

@@ -44,11 +44,21 @@ class SelfAttention(nn.Module):
         if not hidden.shape[0]:  # no real piece (only padding): nothing to attend
             return self.output(hidden)
         qkv = to_padded(self.qkv(hidden), layout)  # one matrix product for all windows
-        attended = qkv.new_empty((qkv.shape[0], self.num_heads * self.head_size))
-        for group in layout.groups:
-            heads = self._heads(group_rows(qkv, group), group.mask)  # [rows, heads, seq, head_size]
-            group_rows(attended, group).view(group.rows, group.seq, self.num_heads, -1).copy_(heads.transpose(1, 2))
-        return self.output(to_packed(attended, layout))
+        width = self.num_heads * self.head_size
+        if not torch.is_grad_enabled():
+            # Prediction: each group's heads written straight into one matrix.
+            attended = qkv.new_empty((qkv.shape[0], width))
+            for group in layout.groups:
+                heads = self._heads(group_rows(qkv, group), group.mask)  # [rows, heads, seq, head_size]
+                group_rows(attended, group).view(group.rows, group.seq, self.num_heads, -1).copy_(heads.transpose(1, 2))
+            return self.output(to_packed(attended, layout))
+        # Training: split and cat, whose backward passes hand each group its rows as views.
+        # Slices of one matrix (as above) cost each group's backward pass a zeroed copy of
+        # the whole padded matrix (qkv's) and a clone of the whole output's gradient.
+        parts = qkv.split([group.rows * group.seq for group in layout.groups])
+        outputs = [self._heads(part.view(group.rows, group.seq, -1), group.mask).transpose(1, 2).reshape(-1, width)
+                   for group, part in zip(layout.groups, parts)]
+        return self.output(to_packed(torch.cat(outputs) if len(outputs) > 1 else outputs[0], layout))
 
     def attend(self, qkv: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
         """qkv (Tensor[batch, seq, 3 * hidden]) -> the heads' outputs (Tensor[batch, seq, hidden])."""

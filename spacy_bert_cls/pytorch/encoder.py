@@ -65,10 +65,12 @@ class BertModel(nn.Module):
             hidden = layer(hidden, mask)
         return hidden
 
-    def forward_packed(self, buckets: Sequence[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, PackedLayout]:
+    def forward_packed(self, buckets: Sequence[Tuple[Tensor, Optional[Tensor]]], *,
+                       sparse_grad: bool = False) -> Tuple[Tensor, PackedLayout]:
         """The same as forward on each bucket, with no work for padding (see packing.py).
 
         buckets: (input_ids [n, seq] long, attention_mask [n, seq] bool or None) each.
+        sparse_grad (bool): see BertEmbeddings.forward.
         RETURNS: the last layer's states of the real pieces (Tensor[n_real, hidden], in
             the buckets' order, padding left out) and their layout.
         """
@@ -78,7 +80,7 @@ class BertModel(nn.Module):
                 f"Sequence of {int(positions.max()) + 1} pieces is longer than "
                 f"max_position_embeddings ({self.config.max_position_embeddings})"
             )
-        hidden = self.embeddings(input_ids[None], position_ids=positions[None])[0]
+        hidden = self.embeddings(input_ids[None], position_ids=positions[None], sparse_grad=sparse_grad)[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
         return hidden, layout

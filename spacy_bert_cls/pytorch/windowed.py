@@ -158,11 +158,15 @@ class WindowedBert(nn.Module):
             bert = self.inference_bert()
             if self.inference_dtype == "bfloat16":
                 autocast, low = True, torch.bfloat16
+        # Training: the piece embeddings' gradient as the rows looked up (a few thousand of
+        # 30,522), which models/adam.py steps; not under fp16 on CUDA, whose gradient scaler
+        # (thinc's) unscales dense tensors only.
+        sparse_grad = torch.is_grad_enabled() and self.training and not (autocast and device_type == "cuda")
         with torch.autocast(device_type, dtype=low, enabled=autocast):
             # The real pieces only (packing.py), in chunks of at most max_batch_pieces.
             states, maps, offset = [], [], 0
             for chunk in _chunks(buckets, self.max_batch_pieces):
-                hidden, layout = bert.forward_packed(chunk)
+                hidden, layout = bert.forward_packed(chunk, sparse_grad=sparse_grad)
                 rows = layout.padded_to_packed
                 maps.append(torch.where(rows >= 0, rows + offset, rows))
                 states.append(hidden)

@@ -69,3 +69,43 @@ def test_the_clip_left_out_after_a_global_clip_changes_nothing(weight_decay):
         _thinc_step(opt_theirs, [((1, f"p{i}"), p, x.clone()) for i, (p, x) in enumerate(zip(theirs, grads))])
     for a, b in zip(ours, theirs):
         numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _sparse(dense_grad, rows):
+    """dense_grad's `rows` as a sparse gradient, uncoalesced (a row twice, as autograd gives
+    the embedding lookup of a repeated piece)."""
+    index = torch.tensor(rows + rows[:1])
+    values = dense_grad[index].clone()
+    values[0] *= 0.25
+    values[-1] *= 0.75
+    return torch.sparse_coo_tensor(index[None], values, dense_grad.shape, check_invariants=True)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(learn_rate=0.01, L2=0.01, L2_is_weight_decay=True, grad_clip=1.0),
+    dict(learn_rate=0.003, L2=0.1, L2_is_weight_decay=False, grad_clip=0.5),
+    dict(learn_rate=0.01, L2=0.0, grad_clip=0.0),
+])
+def test_a_sparse_gradient_takes_the_dense_step(settings):
+    """The piece embeddings' sparse gradient: only the rows with a gradient or moments are
+    stepped, and the weights and moments come out as from the dense gradient of the same rows,
+    including rows stepped before and without a gradient now (their moments decay and move them)."""
+    ours, theirs = _params(0), _params(0)
+    opt_ours, opt_theirs = Adam(use_averages=False, **settings), Adam(use_averages=False, **settings)
+    g = torch.Generator().manual_seed(3)
+    for rows in ([3, 17, 200], [17, 40], [5, 299, 3]):
+        grads = [torch.randn(p.shape, generator=g) for p in ours]
+        table = torch.zeros_like(grads[2])
+        table[rows] = grads[2][rows]
+        grads[2] = table
+        sparse = _sparse(table, rows)
+        adam.step(opt_ours, [((1, f"p{i}"), p, sparse if i == 2 else x.clone()) for i, (p, x) in enumerate(zip(ours, grads))])
+        adam.step(opt_theirs, [((1, f"p{i}"), p, x.clone()) for i, (p, x) in enumerate(zip(theirs, grads))])
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
+    for key in opt_theirs.mom1:
+        torch.testing.assert_close(opt_ours.mom1[key], opt_theirs.mom1[key], rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(opt_ours.mom2[key], opt_theirs.mom2[key], rtol=1e-6, atol=1e-12)
+    if settings["L2_is_weight_decay"] if settings["L2"] else True:  # (coupled L2 reaches every row)
+        untouched = [r for r in range(300) if r not in {3, 17, 200, 40, 5, 299}]
+        assert not opt_ours.mom2[(1, "p2")][untouched].any()

@@ -109,3 +109,43 @@ def test_a_bucket_of_padding_only_gives_no_rows():
     ids = torch.ones(2, 3, dtype=torch.long)
     hidden, layout = bert.forward_packed([(ids, torch.zeros(2, 3, dtype=torch.bool))])
     assert hidden.shape == (0, 16) and layout.n_rows == 0
+
+
+def _buckets(seed=0):
+    """Three buckets of windows: one without padding, two padded, of different lengths."""
+    g = torch.Generator().manual_seed(seed)
+    buckets = []
+    for rows, seq, lengths in ((2, 4, None), (3, 6, [6, 2, 5]), (2, 9, [3, 9])):
+        ids = torch.randint(5, 50, (rows, seq), generator=g)
+        mask = None if lengths is None else torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]
+        buckets.append((ids, mask))
+    return buckets
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_packed_buckets_give_the_padded_states_and_gradients(grad):
+    """forward_packed (one matrix of real pieces, attention per bucket) against forward on
+    each bucket: the same states, and with autograd the same weight gradients (the piece
+    embeddings' sparse one included)."""
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    buckets = _buckets()
+    weights = torch.randn(sum(int(m.sum()) if m is not None else ids.numel() for ids, m in buckets), 32,
+                          generator=torch.Generator().manual_seed(1))
+    with torch.set_grad_enabled(grad):
+        packed, _ = model.forward_packed(buckets, sparse_grad=grad)
+        padded = torch.cat([model(ids, mask)[mask if mask is not None else torch.ones_like(ids, dtype=torch.bool)]
+                            for ids, mask in buckets])
+    torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+    if not grad:
+        return
+    (packed * weights).sum().backward()
+    from_packed = {n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone() for n, p in model.named_parameters()
+                   if p.grad is not None}
+    assert model.embeddings.piece_embeddings.weight.grad.is_sparse
+    model.zero_grad(set_to_none=True)
+    (padded * weights).sum().backward()
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(from_packed[name], p.grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert set(from_packed) == {n for n, p in model.named_parameters() if p.grad is not None}
