@@ -67,10 +67,11 @@ class SelfAttention(nn.Module):
 
     def _heads(self, qkv: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
         """qkv (Tensor[batch, seq, 3 * hidden]) -> each head's output (Tensor[batch, heads, seq, head_size])."""
-        batch, seq_len, _ = qkv.shape
-        # [batch, seq, 3 * hidden] -> 3 x [batch, heads, seq, head_size]
-        qkv = qkv.view(batch, seq_len, 3, self.num_heads, self.head_size)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        batch, seq_len, width = qkv.shape
+        # [batch, seq, 3 * hidden] -> 3 x [batch, heads, seq, head_size], as views (split's
+        # backward pass is one cat into qkv's layout; unbind's was a stack and a copy back)
+        query, key, value = (part.view(batch, seq_len, self.num_heads, self.head_size).transpose(1, 2)
+                             for part in qkv.split(width // 3, dim=-1))
         if self.training and self.dropout_prob > 0 and qkv.device.type == "cpu":
             return _attention_with_dropout(query, key, value, attention_mask, self.dropout_prob)
         return F.scaled_dot_product_attention(

@@ -16,18 +16,20 @@ from torch import Tensor, nn
 
 
 class _KeepAndScale(torch.autograd.Function):
-    """x * keep * scale, with the boolean mask (a byte an element) saved for backward."""
+    """x * keep * scale, with the boolean mask (a byte an element) saved for backward. (A
+    where, not a product with the mask: that converts the mask to x's dtype first, a pass
+    and a float copy of the mask each way.)"""
 
     @staticmethod
     def forward(ctx, x: Tensor, keep: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return x.mul(keep).mul_(scale)
+        return torch.where(keep, x, 0.0).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (keep,) = ctx.saved_tensors
-        return grad.mul(keep).mul_(ctx.scale), None, None
+        return torch.where(keep, grad, 0.0).mul_(ctx.scale), None, None
 
 
 def keep_mask(shape: torch.Size, keep: float, device: torch.device) -> Tensor:
