@@ -62,8 +62,11 @@ def adam_step(optimizer: Optimizer, keyed: Sequence[Keyed], clip_each: bool = Tr
         return
     params = [param.data for _, param, _ in keyed]
     grads = [grad.coalesce() if grad.is_sparse else grad for _, _, grad in keyed]
+    if (optimizer.L2 and not optimizer.L2_is_weight_decay) or optimizer.b1 > optimizer.b2:
+        # The L2 term reaches every row; with b1 > b2 a first moment can outlive the second
+        # (see _moving_rows), so no row is known to stay still.
+        grads = [grad.to_dense() if grad.is_sparse else grad for grad in grads]
     if optimizer.L2 and not optimizer.L2_is_weight_decay:
-        grads = [grad.to_dense() if grad.is_sparse else grad for grad in grads]  # L2 reaches every row
         torch._foreach_add_(grads, params, alpha=optimizer.L2)
         clip_each = True  # the L2 term came after any global clip: a norm may be over again
     if optimizer.grad_clip and clip_each:
@@ -99,9 +102,11 @@ def values(grad: torch.Tensor) -> torch.Tensor:
 def _moving_rows(grad: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """The rows (sorted) of a parameter with a sparse gradient (coalesced, [rows, width]) that
     Adam moves this step: those with a gradient and those with a second moment. Any other row
-    has a zero gradient and zero moments, and Adam's update of it is exactly zero. (A first
-    moment without a second needs a gradient under 1e-22, whose square is 0 in fp32: its
-    update, under 1e-14 times the learning rate, is not below the weight's own rounding.)"""
+    has a zero gradient and zero moments, and Adam's update of it is exactly zero. (With
+    b1 <= b2, which adam_step requires here, the first moment decays at least as fast as the
+    second. A first moment without a second then needs a gradient under 1e-22, whose square
+    is 0 in fp32: its update, under 1e-14 times the learning rate, is below the weight's own
+    rounding.)"""
     live = second.amax(dim=1).ne(0)  # (v >= 0; a tenth of ne(0).any(1)'s time on torch 2.13)
     live[grad.indices()[0]] = True
     return live.nonzero().squeeze(1)

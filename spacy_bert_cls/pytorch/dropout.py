@@ -18,7 +18,8 @@ from torch import Tensor, nn
 class _KeepAndScale(torch.autograd.Function):
     """x * keep * scale, with the boolean mask (a byte an element) saved for backward. (A
     where, not a product with the mask: that converts the mask to x's dtype first, a pass
-    and a float copy of the mask each way.)"""
+    and a float copy of the mask each way. A dropped NaN or inf gives 0 here, where
+    F.dropout's product gives NaN; finite values are the same.)"""
 
     @staticmethod
     def forward(ctx, x: Tensor, keep: Tensor, scale: float) -> Tensor:

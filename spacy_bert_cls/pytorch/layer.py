@@ -76,10 +76,17 @@ class EncoderLayer(nn.Module):
     def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
         if not self.training and not torch.is_grad_enabled():
             # Prediction: each sum written over its sublayer's fresh output, the same numbers
-            # with two [pieces, hidden] matrices less a layer to allocate.
-            hidden = self.attention_norm(attended.add_(hidden))
-            return self.ffn_norm(self.ffn(hidden).add_(hidden))
+            # with two [pieces, hidden] matrices less a layer to allocate; not where autocast
+            # gives the sublayer a lower dtype than the residual's (the sum is made in fp32).
+            hidden = self.attention_norm(_residual_sum(attended, hidden))
+            return self.ffn_norm(_residual_sum(self.ffn(hidden), hidden))
         attended = dropout(attended, self.dropout_prob, self.training)
         hidden = self.attention_norm(hidden + attended)
         transformed = dropout(self.ffn(hidden), self.dropout_prob, self.training)
         return self.ffn_norm(hidden + transformed)
+
+
+def _residual_sum(fresh: Tensor, residual: Tensor) -> Tensor:
+    """fresh + residual, written over `fresh` (a sublayer's output, read by nothing else)
+    where it has the sum's dtype."""
+    return fresh.add_(residual) if fresh.dtype == residual.dtype else fresh + residual

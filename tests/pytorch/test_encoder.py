@@ -111,25 +111,32 @@ def test_a_bucket_of_padding_only_gives_no_rows():
     assert hidden.shape == (0, 16) and layout.n_rows == 0
 
 
-def _buckets(seed=0):
-    """Three buckets of windows: one without padding, two padded, of different lengths."""
+LAYOUTS = {
+    "three buckets": ((2, 4, None), (3, 6, [6, 2, 5]), (2, 9, [3, 9])),  # one without padding
+    "one bucket": ((3, 7, [7, 4, 1]),),
+}
+
+
+def _buckets(layout, seed=0):
+    """Buckets of windows: (rows, seq, real lengths or None for no padding) each."""
     g = torch.Generator().manual_seed(seed)
     buckets = []
-    for rows, seq, lengths in ((2, 4, None), (3, 6, [6, 2, 5]), (2, 9, [3, 9])):
+    for rows, seq, lengths in LAYOUTS[layout]:
         ids = torch.randint(5, 50, (rows, seq), generator=g)
         mask = None if lengths is None else torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]
         buckets.append((ids, mask))
     return buckets
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("grad", [False, True])
-def test_packed_buckets_give_the_padded_states_and_gradients(grad):
+def test_packed_buckets_give_the_padded_states_and_gradients(grad, layout):
     """forward_packed (one matrix of real pieces, attention per bucket) against forward on
     each bucket: the same states, and with autograd the same weight gradients (the piece
     embeddings' sparse one included)."""
     torch.manual_seed(0)
     model = BertModel(TINY).eval()
-    buckets = _buckets()
+    buckets = _buckets(layout)
     weights = torch.randn(sum(int(m.sum()) if m is not None else ids.numel() for ids, m in buckets), 32,
                           generator=torch.Generator().manual_seed(1))
     with torch.set_grad_enabled(grad):
@@ -149,3 +156,17 @@ def test_packed_buckets_give_the_padded_states_and_gradients(grad):
         if p.grad is not None:
             torch.testing.assert_close(from_packed[name], p.grad, rtol=1e-4, atol=1e-5, msg=name)
     assert set(from_packed) == {n for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_prediction_under_bf16_autocast_keeps_the_sums_in_fp32():
+    """Prediction's in-place sums (no autograd) give what the same eval pass with autograd
+    gives, dtype included, where autocast makes the sublayers' outputs bf16."""
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    buckets = _buckets("three buckets")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            predicted, _ = model.forward_packed(buckets)
+        reference, _ = model.forward_packed(buckets)
+    assert predicted.dtype == reference.dtype == torch.float32
+    assert torch.equal(predicted, reference.detach())
