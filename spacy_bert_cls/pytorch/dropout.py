@@ -35,10 +35,13 @@ class _KeepAndScale(torch.autograd.Function):
 
 def keep_mask(shape: torch.Size, keep: float, device: torch.device) -> Tensor:
     """A boolean Tensor[shape], each element True with probability `keep` (to 2**-17)."""
+    threshold = round(keep * 65536)
+    if threshold >= 65536:  # p under 2**-17: every element kept (an int16 is never < 32768)
+        return torch.ones(shape, dtype=torch.bool, device=device)
     n = shape.numel()
     words = torch.empty(((n + 3) // 4,), dtype=torch.int64, device=device).random_(-2**63, None)
     numbers = words.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
-    return numbers < round(keep * 65536) - 32768
+    return numbers < threshold - 32768
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:

@@ -31,6 +31,9 @@ def test_eval_mode_and_edge_rates_pass_through():
     x = torch.randn(4, 8)
     assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
     assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))
+    # a rate under 2**-17 keeps every element (its threshold, 32768, is past int16's range:
+    # compared as is, it dropped every element)
+    torch.testing.assert_close(dropout(x, 1e-7, True), x / (1 - 1e-7))
     module = Dropout(0.5).eval()
     assert module(x) is x and module.state_dict() == {}
 
