@@ -88,8 +88,20 @@ def _attention_with_dropout(query: Tensor, key: Tensor, value: Tensor, mask: Opt
     math path: the product, the mask, softmax, dropout, the product), with dropout.dropout's
     cheaper mask. Every query row of ours has a key to attend to (packing.py), so a plain
     softmax. query, key, value (Tensor[batch, heads, seq, head_size]); mask [batch, 1, 1, seq]
-    bool (True: attend) or None. RETURNS Tensor[batch, heads, seq, head_size]."""
-    scores = torch.matmul(query, key.transpose(-2, -1)).mul_(1.0 / math.sqrt(query.shape[-1]))
-    if mask is not None:
-        scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
-    return torch.matmul(dropout(scores.softmax(dim=-1), p, True), value)
+    bool (True: attend) or None. RETURNS Tensor[batch, heads, seq, head_size].
+
+    The scale and the mask are baddbmm's alpha and its added input (0, or the dtype's lowest
+    where masked: exp() of either gives 0 after softmax's shift), one product where a scaled
+    product and a masked fill made two more passes over the weights each way."""
+    batch, heads, seq, size = query.shape
+    if mask is None:
+        bias, beta = query.new_zeros((1, 1, 1)), 0.0
+    else:
+        bias = torch.zeros(mask.shape, dtype=query.dtype, device=query.device)
+        bias = bias.masked_fill_(~mask, torch.finfo(query.dtype).min).expand(batch, heads, 1, seq)
+        bias, beta = bias.reshape(batch * heads, 1, seq), 1.0
+    scores = torch.baddbmm(bias, query.reshape(batch * heads, seq, size),
+                           key.reshape(batch * heads, seq, size).transpose(1, 2), beta=beta,
+                           alpha=1.0 / math.sqrt(size))
+    weights = dropout(scores.softmax(dim=-1), p, True)
+    return torch.bmm(weights, value.reshape(batch * heads, seq, size)).view(batch, heads, seq, size)
