@@ -28,7 +28,8 @@ RATE = 250
 # A function's group: the first whose patterns one is in its "file:function" (py-spy names a
 # method Class.method, cProfile just method: the patterns hold for both).
 GROUPS = [
-    ("optimizer", ("thinc/optimizers.py", "spacy_bert_cls/schedules.py", "torch/optim/", "finish_update",
+    ("optimizer", ("thinc/optimizers.py", "spacy_bert_cls/schedules.py", "spacy_bert_cls/models/adam.py",
+                   "torch/optim/", "finish_update",
                    "clip_gradient", "clip_encoder_gradient", "clip_stashed", "torch/nn/utils/clip_grad",
                    "numpy_ops.pyx:adam")),
     ("losses", ("get_loss", "_truths", "thinc/loss.py", "_log_softmax")),

@@ -12,11 +12,8 @@ gradient, the caller drops it instead (see step). The optimizer keeps its own bo
 (nr_update, the moments under the same keys), so the moments of these keys are torch
 tensors and only this module steps them.
 
-The piece embeddings' gradient comes sparse (the rows a batch looked up: a few thousand of
-30,522; pytorch/windowed.py): their dense gradient was a zeroed [30,522, hidden] matrix each
-step, and Adam a pass over all of it. Adam moves only the rows with a gradient or with
-moments from earlier steps (every other row's update is exactly zero), so those rows are
-stepped, the same arithmetic, and the decoupled weight decay still reaches every row.
+A sparse gradient (the piece embeddings': pytorch/windowed.py) is stepped as its dense
+equivalent; BertShim lays it out on a buffer it keeps (models/encoder.py).
 
 Optimizers this does not reproduce (RAdam, weight averaging, plain SGD, a subclass) take
 thinc's own path.
@@ -61,34 +58,22 @@ def adam_step(optimizer: Optimizer, keyed: Sequence[Keyed], clip_each: bool = Tr
     if not keyed:
         return
     params = [param.data for _, param, _ in keyed]
-    grads = [grad.coalesce() if grad.is_sparse else grad for _, _, grad in keyed]
-    if (optimizer.L2 and not optimizer.L2_is_weight_decay) or optimizer.b1 > optimizer.b2:
-        # The L2 term reaches every row; with b1 > b2 a first moment can outlive the second
-        # (see _moving_rows), so no row is known to stay still.
-        grads = [grad.to_dense() if grad.is_sparse else grad for grad in grads]
+    grads = [grad.to_dense() if grad.is_sparse else grad for _, _, grad in keyed]
     if optimizer.L2 and not optimizer.L2_is_weight_decay:
         torch._foreach_add_(grads, params, alpha=optimizer.L2)
         clip_each = True  # the L2 term came after any global clip: a norm may be over again
     if optimizer.grad_clip and clip_each:
-        _clip_each([values(grad) for grad in grads], float(optimizer.grad_clip))
+        _clip_each(grads, float(optimizer.grad_clip))
     mom1, mom2 = _moments(optimizer, keyed)
     b1, b2 = optimizer.b1, optimizer.b2
     for nr_update, members in _by_step_count(optimizer, keyed).items():
         # thinc: w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps); torch's kernel
         # adds its eps after dividing sqrt(v) by sqrt(1 - b2^t): the same with eps scaled so.
         eps = optimizer.eps / (1.0 - b2 ** nr_update) ** 0.5
-        step = torch.tensor(float(nr_update), device=params[members[0]].device)
-        # A sparse gradient's parameter: only its rows that can move, as copies written back.
-        rows = {i: _moving_rows(grads[i], mom2[i]) for i in members if grads[i].is_sparse}
-        parts = [_take_rows(rows[i], params[i], grads[i], mom1[i], mom2[i]) if i in rows
-                 else (params[i], grads[i], mom1[i], mom2[i]) for i in members]
-        torch._fused_adam_(*(list(tensors) for tensors in zip(*parts)), [], [step] * len(parts),
-                           lr=optimizer.learn_rate, beta1=b1, beta2=b2, weight_decay=0.0, eps=eps, amsgrad=False,
-                           maximize=False)
-        for i, (weights, _, first, second) in zip(members, parts):
-            if i in rows:
-                for whole, part in ((params[i], weights), (mom1[i], first), (mom2[i], second)):
-                    whole.index_copy_(0, rows[i], part)
+        steps = [torch.tensor(float(nr_update), device=params[members[0]].device)] * len(members)
+        torch._fused_adam_([params[i] for i in members], [grads[i] for i in members], [mom1[i] for i in members],
+                           [mom2[i] for i in members], [], steps, lr=optimizer.learn_rate, beta1=b1, beta2=b2,
+                           weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
     if optimizer.L2 and optimizer.L2_is_weight_decay:
         torch._foreach_add_(params, params, alpha=-optimizer.learn_rate * optimizer.L2)
 
@@ -97,27 +82,6 @@ def values(grad: torch.Tensor) -> torch.Tensor:
     """A gradient's own numbers: a dense gradient, or a coalesced sparse one's values (a view:
     scaling it scales the gradient; its norm is the gradient's)."""
     return grad.values() if grad.is_sparse else grad
-
-
-def _moving_rows(grad: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """The rows (sorted) of a parameter with a sparse gradient (coalesced, [rows, width]) that
-    Adam moves this step: those with a gradient and those with a second moment. Any other row
-    has a zero gradient and zero moments, and Adam's update of it is exactly zero. (With
-    b1 <= b2, which adam_step requires here, the first moment decays at least as fast as the
-    second. A first moment without a second then needs a gradient under 1e-22, whose square
-    is 0 in fp32: its update, under 1e-14 times the learning rate, is below the weight's own
-    rounding.)"""
-    live = second.amax(dim=1).ne(0)  # (v >= 0; a tenth of ne(0).any(1)'s time on torch 2.13)
-    live[grad.indices()[0]] = True
-    return live.nonzero().squeeze(1)
-
-
-def _take_rows(rows: torch.Tensor, param: torch.Tensor, grad: torch.Tensor, first: torch.Tensor,
-               second: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """Copies of `rows` of the weights and moments, and the sparse gradient laid out on them."""
-    dense = param.new_zeros((rows.shape[0],) + tuple(param.shape[1:]))
-    dense[torch.searchsorted(rows, grad.indices()[0])] = grad.values()
-    return param.index_select(0, rows), dense, first.index_select(0, rows), second.index_select(0, rows)
 
 
 def _clip_each(grads: List[torch.Tensor], threshold: float) -> None:

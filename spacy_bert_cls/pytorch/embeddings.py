@@ -29,8 +29,8 @@ class BertEmbeddings(nn.Module):
             for packed rows (BertModel.forward_packed), where each window restarts at 0.
         Both are keyword-only: each caller passes one of the two.
         sparse_grad (bool): the piece embeddings' gradient as a sparse tensor of the rows
-            looked up, not a dense [vocab, hidden] one (for an optimizer that steps only
-            the rows that can move: models/adam.py).
+            looked up, not a dense [vocab, hidden] one (for a caller that lays it out on a
+            buffer of its own: models/encoder.py's BertShim).
         RETURNS (Tensor[batch, seq, hidden]): the summed, normalised embeddings.
         """
         seq_len = input_ids.shape[-1]

@@ -159,8 +159,9 @@ class WindowedBert(nn.Module):
             if self.inference_dtype == "bfloat16":
                 autocast, low = True, torch.bfloat16
         # Training: the piece embeddings' gradient as the rows looked up (a few thousand of
-        # 30,522), which models/adam.py steps; not under fp16 on CUDA, whose gradient scaler
-        # (thinc's) unscales dense tensors only.
+        # 30,522), not a fresh zeroed [vocab, hidden] matrix a step (BertShim steps it on a
+        # buffer it keeps); not under fp16 on CUDA, whose gradient scaler (thinc's) unscales
+        # dense tensors only.
         sparse_grad = torch.is_grad_enabled() and self.training and not (autocast and device_type == "cuda")
         with torch.autocast(device_type, dtype=low, enabled=autocast):
             # The real pieces only (packing.py), in chunks of at most max_batch_pieces.
