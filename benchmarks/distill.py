@@ -169,7 +169,7 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
               "distillation": pipelines["student"].meta["spacy_bert_cls"]["distillation"],
               "score": {name: round(test_score(nlp, data), 4) for name, nlp in pipelines.items()},
               "words_per_second_rounds": words_per_second(pipelines, data, args.rounds),
-              "int8_engines": sorted({engine for (kind, *_), engine in quantized._BACKENDS.items() if kind == "int8"})}
+              "int8_engines": quantized.chosen_int8_engines()}
     result["words_per_second"] = {name: statistics.median(values)
                                   for name, values in result["words_per_second_rounds"].items()}
     if not args.no_direct:

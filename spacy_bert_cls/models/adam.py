@@ -78,12 +78,6 @@ def adam_step(optimizer: Optimizer, keyed: Sequence[Keyed], clip_each: bool = Tr
         torch._foreach_add_(params, params, alpha=-optimizer.learn_rate * optimizer.L2)
 
 
-def values(grad: torch.Tensor) -> torch.Tensor:
-    """A gradient's own numbers: a dense gradient, or a coalesced sparse one's values (a view:
-    scaling it scales the gradient; its norm is the gradient's)."""
-    return grad.values() if grad.is_sparse else grad
-
-
 def _clip_each(grads: List[torch.Tensor], threshold: float) -> None:
     """thinc's clip_gradient on each gradient: scaled to norm `threshold` where its norm is
     at least that."""

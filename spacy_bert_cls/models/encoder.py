@@ -114,16 +114,9 @@ class BertShim(PyTorchShim):
         norms = {}
         self.clipped_to = max_norm
         for key, grads in self.stashed.items():
-            if not grads:
-                continue
-            for name, grad in grads.items():
-                grads[name] = grad.coalesce() if grad.is_sparse else grad
-            # torch's clip_grad_norm_ rule, on tensors that are no parameter's .grad
-            norm = torch.nn.utils.get_total_norm([adam.values(grad) for grad in grads.values()])
-            norms[key] = float(norm)
-            coef = max_norm / (norm + 1e-6)
-            if coef < 1.0:
-                torch._foreach_mul_([adam.values(grad) for grad in grads.values()], coef)
+            if grads:
+                grads.update((name, _coalesced(grad)) for name, grad in grads.items())
+                norms[key] = _clip_global(list(grads.values()), max_norm)
         return norms
 
     def _clipped_globally(self, optimizer) -> bool:
@@ -147,16 +140,9 @@ class BertShim(PyTorchShim):
         if not params:
             return 0.0
         self.clipped_to = max_norm
-        for param in params:  # the piece embeddings' sparse gradient, as rows with one value each
-            if param.grad.is_sparse:
-                param.grad = param.grad.coalesce()
-        # torch's clip_grad_norm_, with no pass over the gradient where it is under the norm
-        grads = [adam.values(p.grad) for p in params]
-        norm = float(torch.nn.utils.get_total_norm(grads))
-        coef = max_norm / (norm + 1e-6)
-        if coef < 1.0:
-            torch._foreach_mul_(grads, coef)
-        return norm
+        for param in params:
+            param.grad = _coalesced(param.grad)
+        return _clip_global([p.grad for p in params], max_norm)
 
     def finish_update(self, optimizer) -> None:
         grad_clip = getattr(optimizer, "grad_clip", None)
@@ -200,7 +186,6 @@ class BertShim(PyTorchShim):
             self._stashed.clear()
         self._grad_scaler.update()
 
-
     def _adam_step(self, optimizer, named: List[Tuple[str, torch.Tensor, torch.Tensor]], suffix: str,
                    clipped: bool) -> None:
         """adam.step of (name, parameter, gradient) under the keys (shim id, name + suffix).
@@ -236,6 +221,23 @@ class BertShim(PyTorchShim):
         if buffer is None or buffer.shape != grad.shape or buffer.dtype != grad.dtype or buffer.device != grad.device:
             buffer = buffers[name] = torch.zeros(grad.shape, dtype=grad.dtype, device=grad.device)
         return buffer
+
+
+def _coalesced(grad: torch.Tensor) -> torch.Tensor:
+    """A sparse gradient (the piece embeddings') with one value per row; a dense one as it is."""
+    return grad.coalesce() if grad.is_sparse else grad
+
+
+def _clip_global(grads: List[torch.Tensor], max_norm: float) -> float:
+    """torch's clip_grad_norm_ rule on `grads` (dense, or coalesced sparse: its values are its
+    numbers), in place, with no pass over them where their norm is under max_norm. RETURNS
+    the norm before clipping."""
+    numbers = [grad.values() if grad.is_sparse else grad for grad in grads]
+    norm = float(torch.nn.utils.get_total_norm(numbers))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        torch._foreach_mul_(numbers, coef)
+    return norm
 
 
 def get_bert_shim(model: Model) -> BertShim:

@@ -244,6 +244,12 @@ _BACKENDS: Dict[Tuple[str, int, int], str] = {}
 _BACKEND_LOCK = threading.RLock()
 
 
+def chosen_int8_engines() -> List[str]:
+    """The int8 engines int8_engine has chosen in this process so far (for reports)."""
+    with _BACKEND_LOCK:
+        return sorted({engine for (kind, *_), engine in _BACKENDS.items() if kind == "int8"})
+
+
 def onednn_available() -> bool:
     return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
