@@ -6,15 +6,14 @@ layers kept in fp32) saved with the weights, and what was done in meta.json unde
 "spacy_bert_cls". It loads, saves and packages like any pipeline.
 """
 import logging
-from itertools import islice
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, Optional, Sequence, Union
 
 import spacy
 import torch
 from spacy.language import Language
 
-from .errors import DataError
+from .data.texts import read_texts
 from .models.encoder import bucket_tensors, get_bert_shim, plan_for
 from .models.pieces import get_piece_tokenizer
 from .pytorch.quantized import (BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, calibrate_int8, fidelity,
@@ -23,25 +22,6 @@ from .saving import save_pipeline
 
 logger = logging.getLogger("spacy_bert_cls")
 PathLike = Union[str, Path]
-
-
-def calibration_texts(path: PathLike, limit: int) -> List[str]:
-    """Up to `limit` texts of a data file: JSONL ({"text"}), CoNLL (the tokens of each
-    sentence joined), .spacy, or plain text (a text a line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "no such file")
-    if path.suffix in (".jsonl", ".conll", ".iob", ".tsv", ".spacy"):
-        from .data.readers import create_corpus_reader_v1
-
-        reader = create_corpus_reader_v1(path)
-        texts = [eg.reference.text for eg in islice(reader(spacy.blank("en")), limit)]
-    else:
-        with path.open(encoding="utf8") as file_:
-            texts = [line.strip() for line in islice((l for l in file_ if l.strip()), limit)]
-    if not texts:
-        raise DataError(path, None, "no texts to calibrate on")
-    return texts
 
 
 def encoder_batches(nlp: Language, texts: Sequence[str], component: str = "bert") -> Iterator:
@@ -65,7 +45,7 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     pipeline: a pipeline folder (or a loaded Language, changed in place).
     output: where to save the result (atomically); None: do not save.
     dtype: "int8", "bfloat16" or "float32" (undo).
-    data: training text to calibrate int8 on (JSONL, CoNLL, .spacy or .txt); also where the
+    data: text to calibrate int8 on (data.texts.read_texts: .txt, .jsonl, CoNLL, .spacy); also where the
         fidelity to fp32 is measured. Without it, int8 quantizes from the weights alone.
     n_texts: texts of `data` used.
     alpha, target_cosine, max_fp32_fraction: see pytorch.quantized.calibrate_int8.
@@ -82,7 +62,7 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     windowed = get_bert_shim(nlp.get_pipe(component).model).windowed
     if next(windowed.bert.parameters()).device.type != "cpu":
         windowed.to("cpu")
-    batches = list(encoder_batches(nlp, calibration_texts(data, n_texts), component)) if data else []
+    batches = list(encoder_batches(nlp, read_texts(data, spacy.blank("en"), n_texts), component)) if data else []
     summary: Dict = {"dtype": dtype, "calibration_texts": str(Path(data).name) if data else None, "warnings": []}
     fp32 = windowed.bert.eval()
     if dtype == "int8":

@@ -96,7 +96,11 @@ def test_student_packages_quantizes_and_exports(student, tmp_path):
     from spacy_bert_cls.interop.hf_export import export_hf
     from spacy_bert_cls.quantize import quantize_pipeline
 
-    quantize_pipeline(student, tmp_path / "int8", dtype="int8", data=RAW, n_texts=16)
+    # Calibration reads texts only: a JSONL of {"text"} without labels is enough.
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps({"text": json.loads(line)["text"]}) + "\n"
+                           for line in RAW.read_text(encoding="utf8").splitlines() if line.strip()), encoding="utf8")
+    quantize_pipeline(student, tmp_path / "int8", dtype="int8", data=raw, n_texts=16)
     assert spacy.load(tmp_path / "int8")("a good film").cats
     export_hf(student, tmp_path / "hf", component="bert_ner")
     assert read_hf_config(tmp_path / "hf").num_hidden_layers == 2

@@ -12,7 +12,9 @@ def quantize_cli(
     pipeline: Path = typer.Argument(..., help="A trained pipeline folder with a bert component"),
     output: Path = typer.Argument(..., help="Where to save the converted pipeline"),
     dtype: str = typer.Option("int8", "--dtype", "-t", help="int8, bfloat16, or float32 (undo)"),
-    data: Path = typer.Option(None, "--data", "-d", help="Training text to calibrate int8 on (JSONL, CoNLL, .spacy, .txt)"),
+    data: Path = typer.Option(None, "--data", "-d",
+                              help='Text to calibrate int8 on: .txt (a text a line), .jsonl ({"text"}; labels not '
+                                   'needed), CoNLL or .spacy'),
     n_texts: int = typer.Option(512, "--n-texts", help="Texts of DATA to calibrate on"),
     component: str = typer.Option("bert", help="The bert component's name"),
     target_cosine: float = typer.Option(0.993, help="Leave layers in fp32 until the token states reach this cosine to fp32"),

@@ -23,7 +23,8 @@ from thinc.api import fix_random_seed
 
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint
 from .agreement import Agreement
-from .data import read_gold, read_texts
+from ..data.texts import read_texts
+from .data import read_gold
 from .runner import Runner
 from .settings import Settings
 from .step import Distiller

@@ -1,7 +1,6 @@
 """What a distillation run reads: raw texts, gold examples, and the batches of each step.
 
-Raw text: .txt a text a line, .jsonl a {"text"} a line (pretraining.data's readers, with
-their checks), or the texts of a .spacy or CoNLL file (data.readers). Batches are drawn
+Raw text and the texts of annotated files: data.texts.read_texts. Batches are drawn
 by step number from a seeded permutation of each epoch, so a resumed run takes the very
 batches an uninterrupted one would, without replaying anything. The same holds for the
 word replacements of --augment, seeded by step.
@@ -17,32 +16,9 @@ from spacy.training import Example
 
 from ..data.readers import create_corpus_reader_v1
 from ..errors import DataError
-from ..pretraining.data import iter_documents, iter_paragraphs
-
-# Files whose texts come through the corpus reader (their annotations are ignored).
-ANNOTATED = (".spacy", ".conll", ".iob", ".tsv", ".bio", ".annotated")
 
 T = TypeVar("T")
 _SPACE = re.compile(r"(\s+)")
-
-
-def read_texts(path: Path, nlp: Language) -> List[str]:
-    """The texts of a data file (see the module docstring); a DataError for a missing,
-    unreadable or empty one."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "no such file")
-    suffix = path.suffix.lower()
-    if suffix in ANNOTATED or path.is_dir():
-        texts = [eg.reference.text for eg in create_corpus_reader_v1(path)(nlp)]
-    elif suffix in (".jsonl", ".json"):
-        texts = ["\n".join(paragraphs) for _, paragraphs in iter_documents(path)]
-    else:
-        texts = list(iter_paragraphs(path))
-    texts = [text for text in texts if text.strip()]
-    if not texts:
-        raise DataError(path, None, "no text in the file (it is empty or blank)")
-    return texts
 
 
 def read_gold(path: Path, nlp: Language) -> List[Example]:
