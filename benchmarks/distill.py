@@ -3,7 +3,7 @@ distillation adds over fine-tuning the same small encoder directly.
 
     python -m benchmarks.distill \
         --textcat-teacher benchmarks/results/accuracy/ours/rotten_tomatoes/model-last \
-        --ner-teacher benchmarks/results/accuracy/ours/wnut17/model-last [--layers 3] [--steps N]
+        --ner-teacher benchmarks/results/accuracy/ours/wnut17/model-last [--layers 3] [--steps N | --budget-factor K]
         [--temperature T] [--hidden-weight W] [--augment P] [--gold] [--retime] [--threads 2]
         [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
 
@@ -12,8 +12,8 @@ wnut17` (6-layer MiniLM, bert_textcat and bert_ner); either may be left out. For
 
 1. student: `spacy_bert_cls.distill` into --layers layers on the data set's own training texts
    (labels unused; with --gold the training split's gold labels too), dev agreement with the
-   teacher on the dev split; --steps optimizer steps of 32 texts (default: the accuracy
-   budget's, epochs x ceil(n_train / 32)).
+   teacher on the dev split; --steps optimizer steps of 32 texts (default: --budget-factor times
+   the accuracy budget's, epochs x ceil(n_train / 32)).
 2. int8 student: `quantize_pipeline(student, dtype="int8")`, calibrated on the training texts.
 3. direct (unless --no-direct): the same student shape fine-tuned on the gold labels without a
    teacher, from MiniLM itself (its embeddings, pooler and the layers of the same layer map,
@@ -153,7 +153,7 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
     from spacy_bert_cls.quantize import quantize_pipeline
 
     data = prepared(args.data, dataset)
-    steps = args.steps or budget_steps(data, dataset)[1]
+    steps = args.steps or budget_steps(data, dataset)[1] * args.budget_factor
     started = time.perf_counter()
     gold = data["files"]["train"] if args.gold else None
     student = distill(Settings(teacher=teacher, output=out / dataset, layers=args.layers, data=data["files"]["train"],
@@ -221,6 +221,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--ner-teacher", type=Path, help="wnut17's trained pipeline (bert_ner)")
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: the accuracy budget's steps")
+    parser.add_argument("--budget-factor", type=int, default=1,
+                        help="without --steps: this many times the accuracy budget's steps (distillation and direct)")
     parser.add_argument("--learn-rate", type=float, default=3e-4)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
@@ -238,6 +240,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     teachers = {ds: getattr(args, attr) for ds, attr in DATASETS.items() if getattr(args, attr)}
     if not teachers:
         parser.error("give --textcat-teacher and/or --ner-teacher")
+    if args.budget_factor < 1:
+        parser.error(f"--budget-factor must be at least 1, got {args.budget_factor}")
     import torch
 
     torch.set_num_threads(args.threads)
