@@ -58,10 +58,23 @@ def layers_of(nlp):
     return get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.config.num_hidden_layers
 
 
-def test_layer_map_takes_the_last_layer_of_each_block():
-    assert layer_map(6, 3) == [1, 3, 5]
-    assert layer_map(12, 6) == [1, 3, 5, 7, 9, 11]
-    assert layer_map(6, 4) == [1, 2, 4, 5] and layer_map(6, 1) == [5]
+def test_layer_map_takes_the_first_and_last_layers_and_evenly_spaced_ones():
+    assert layer_map(6, 3) == [0, 2, 5]
+    assert layer_map(12, 6) == [0, 2, 4, 6, 8, 11]
+    assert layer_map(6, 4) == [0, 1, 3, 5] and layer_map(6, 1) == [5] and layer_map(4, 2) == [0, 3]
+
+
+def test_a_resumed_run_keeps_its_checkpoints_layer_map(tmp_path):
+    import torch
+
+    from spacy_bert_cls.distill.resume import resumed_layer_map
+    from spacy_bert_cls.pretraining.checkpoints import STATE_FILE
+
+    torch.save({"world_size": 1, "layer_map": [0, 3]}, tmp_path / STATE_FILE)
+    assert resumed_layer_map(tmp_path, 6, 2) == [0, 3]
+    # Checkpoints written before the map was saved: the last layer of each block.
+    torch.save({"world_size": 1}, tmp_path / STATE_FILE)
+    assert resumed_layer_map(tmp_path, 6, 3) == [1, 3, 5]
 
 
 def test_soft_losses_vanish_when_the_student_matches():
@@ -83,7 +96,7 @@ def test_student_is_an_ordinary_smaller_pipeline(teacher, student, tmp_path):
     doc = s("john visited paris today")
     assert set(doc.cats) == {"POS", "NEG"}
     info = s.meta["spacy_bert_cls"]["distillation"]
-    assert info["layer_map"] == [1, 3] and info["teacher_layers"] == 4 and info["steps"] == 6
+    assert info["layer_map"] == [0, 3] and info["teacher_layers"] == 4 and info["steps"] == 6
     assert {"hidden", "bert_textcat", "bert_ner", "gold bert_textcat"} <= set(info["losses"])
     assert "cats" in info["dev_agreement"]
     s.to_disk(tmp_path / "again")

@@ -25,6 +25,7 @@ from ..pretraining.checkpoints import clean_temporary, latest_checkpoint
 from .agreement import Agreement
 from ..data.texts import read_texts
 from .data import read_gold
+from .resume import resumed_layer_map
 from .runner import Runner
 from .settings import Settings
 from .step import Distiller
@@ -51,7 +52,8 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     dev = read_texts(s.dev, teacher) if s.dev else None
     fix_random_seed(s.seed)
     if checkpoint is not None:
-        student, mapping = spacy.load(checkpoint), layer_map(teacher_bert(teacher).config.num_hidden_layers, s.layers)
+        student = spacy.load(checkpoint)
+        mapping = resumed_layer_map(checkpoint, teacher_bert(teacher).config.num_hidden_layers, s.layers)
     else:
         student, mapping = make_student(s.teacher, s.layers)
     # The gold examples' docs share the student's vocab (its string store).

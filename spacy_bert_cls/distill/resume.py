@@ -9,14 +9,18 @@ thinc's optimizer keys its moments by (model node id, parameter name), and node 
 handed out per process: they are saved under names that say where the node is in the
 pipeline ("<component>/<index in model.walk()>"), the same in the process that resumes.
 """
+import math
 import random
-from typing import Any, Dict
+from pathlib import Path
+from typing import Any, Dict, List
 
 import numpy
 import torch
 from spacy.language import Language
 from thinc.api import Model, Optimizer, get_current_ops
 from thinc.backends import get_array_ops
+
+from ..pretraining.checkpoints import read_state
 
 STATS = ("mom1", "mom2")
 COUNTS = ("nr_update", "last_seen")
@@ -93,3 +97,13 @@ def set_random_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python_rng"])
     name, keys, position, has_gauss, cached = state["numpy_rng"]
     numpy.random.set_state((name, keys.numpy().astype("uint32"), position, has_gauss, cached))
+
+
+def resumed_layer_map(checkpoint: Path, teacher_layers: int, layers: int) -> List[int]:
+    """The layer map the checkpoint's run started its student from and pairs the hidden
+    states by, so that a resumed run keeps it. Checkpoints from before the map was saved
+    used the last teacher layer of each of N equal blocks (1, 3, 5 for 6 -> 3)."""
+    state = read_state(checkpoint, 1)
+    if "layer_map" in state:
+        return [int(i) for i in state["layer_map"]]
+    return [math.ceil((i + 1) * teacher_layers / layers) - 1 for i in range(layers)]

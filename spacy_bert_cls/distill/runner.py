@@ -80,7 +80,7 @@ class Runner:
         return window
 
     def save_checkpoint(self) -> None:
-        state = {"step": self.step, "world_size": 1, "settings": self.s.to_dict(),
+        state = {"step": self.step, "world_size": 1, "settings": self.s.to_dict(), "layer_map": list(self.d.mapping),
                  "optimizer": optimizer_state(self.optimizer, self.d.student), **random_state()}
         save_checkpoint(self.s.output, self.step, state, self.d.student.to_disk, self.s.keep_checkpoints)
 
