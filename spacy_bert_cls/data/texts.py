@@ -12,6 +12,8 @@ from typing import Iterator, List, Optional
 from spacy.language import Language
 
 from ..errors import DataError
+from ..pretraining.data import iter_documents, iter_paragraphs
+from .readers import create_corpus_reader_v1
 
 # Files whose texts come through the corpus reader (their annotations are ignored).
 ANNOTATED = (".spacy", ".conll", ".iob", ".tsv", ".bio", ".annotated")
@@ -20,9 +22,6 @@ ANNOTATED = (".spacy", ".conll", ".iob", ".tsv", ".bio", ".annotated")
 def iter_texts(path: Path, nlp: Language) -> Iterator[str]:
     """The non-blank texts of `path` (see the module docstring), in file order; a DataError
     for a missing or unreadable file. `nlp`: whose vocab the corpus reader's docs use."""
-    from ..pretraining.data import iter_documents, iter_paragraphs
-    from .readers import create_corpus_reader_v1
-
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, "no such file")

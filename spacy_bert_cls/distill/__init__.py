@@ -21,9 +21,9 @@ from typing import Optional
 import spacy
 from thinc.api import fix_random_seed
 
+from ..data.texts import read_texts
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint
 from .agreement import Agreement
-from ..data.texts import read_texts
 from .data import read_gold
 from .resume import resumed_layer_map
 from .runner import Runner
