@@ -22,7 +22,7 @@ import spacy
 from thinc.api import fix_random_seed
 
 from ..data.texts import read_texts
-from ..pretraining.checkpoints import clean_temporary, latest_checkpoint
+from ..pretraining.checkpoints import clean_temporary, latest_checkpoint, read_state
 from .agreement import Agreement
 from .data import read_gold
 from .resume import resumed_layer_map
@@ -52,8 +52,9 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     dev = read_texts(s.dev, teacher) if s.dev else None
     fix_random_seed(s.seed)
     if checkpoint is not None:
+        state = read_state(checkpoint, 1)  # read once: the optimizer's moments are the size of the model
         student = spacy.load(checkpoint)
-        mapping = resumed_layer_map(checkpoint, teacher_bert(teacher).config.num_hidden_layers, s.layers)
+        mapping = resumed_layer_map(state, teacher_bert(teacher).config.num_hidden_layers, s.layers)
     else:
         student, mapping = make_student(s.teacher, s.layers)
     # The gold examples' docs share the student's vocab (its string store).
@@ -63,7 +64,7 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     agreement = Agreement(teacher, dev, exclusive=_exclusive(student)) if dev else None
     runner = Runner(s, distiller, texts, gold, agreement)
     if checkpoint is not None:
-        runner.load_state(checkpoint)
+        runner.load_state(checkpoint, state)
     s.output.mkdir(parents=True, exist_ok=True)
     return runner.run(stop_after=stop_after)
 

@@ -11,7 +11,6 @@ pipeline ("<component>/<index in model.walk()>"), the same in the process that r
 """
 import math
 import random
-from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy
@@ -19,8 +18,6 @@ import torch
 from spacy.language import Language
 from thinc.api import Model, Optimizer, get_current_ops
 from thinc.backends import get_array_ops
-
-from ..pretraining.checkpoints import read_state
 
 STATS = ("mom1", "mom2")
 COUNTS = ("nr_update", "last_seen")
@@ -99,11 +96,11 @@ def set_random_state(state: Dict[str, Any]) -> None:
     numpy.random.set_state((name, keys.numpy().astype("uint32"), position, has_gauss, cached))
 
 
-def resumed_layer_map(checkpoint: Path, teacher_layers: int, layers: int) -> List[int]:
-    """The layer map the checkpoint's run started its student from and pairs the hidden
-    states by, so that a resumed run keeps it. Checkpoints from before the map was saved
-    used the last teacher layer of each of N equal blocks (1, 3, 5 for 6 -> 3)."""
-    state = read_state(checkpoint, 1)
+def resumed_layer_map(state: Dict[str, Any], teacher_layers: int, layers: int) -> List[int]:
+    """The layer map a checkpoint's run (its training state: pretraining.checkpoints.read_state)
+    started its student from and pairs the hidden states by, so that a resumed run keeps it.
+    Checkpoints from before the map was saved used the last teacher layer of each of N equal
+    blocks (1, 3, 5 for 6 -> 3)."""
     if "layer_map" in state:
         return [int(i) for i in state["layer_map"]]
     return [math.ceil((i + 1) * teacher_layers / layers) - 1 for i in range(layers)]

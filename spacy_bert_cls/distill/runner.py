@@ -13,7 +13,7 @@ from spacy.training import Example
 from thinc.api import Adam
 
 from ..models.encoder import get_bert_shim
-from ..pretraining.checkpoints import read_state, save_checkpoint
+from ..pretraining.checkpoints import save_checkpoint
 from ..saving import save_pipeline
 from .agreement import Agreement
 from .data import WordReplacer, batch_at, steps_per_epoch
@@ -84,8 +84,8 @@ class Runner:
                  "optimizer": optimizer_state(self.optimizer, self.d.student), **random_state()}
         save_checkpoint(self.s.output, self.step, state, self.d.student.to_disk, self.s.keep_checkpoints)
 
-    def load_state(self, checkpoint: Path) -> None:
-        state = read_state(checkpoint, 1)
+    def load_state(self, checkpoint: Path, state: Dict[str, Any]) -> None:
+        """Go on from `checkpoint`, whose training state (read_state's) is `state`."""
         saved = {"augment": 0.0, **state["settings"]}  # checkpoints from before --augment had none
         for key in ("teacher", "layers", "data", "gold", "batch_size", "seed", "learn_rate", "temperature",
                     "hidden_weight", "augment"):
