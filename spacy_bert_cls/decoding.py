@@ -176,6 +176,52 @@ def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tupl
         return [[] for _ in range(n_docs)]
     # Forward-backward over the docs that have entities.
     lp, n = lp[wanted], n[wanted]
+    alpha_beta = _scaled_forward_backward(lp, n, scheme)
+    alpha, beta = alpha_beta if alpha_beta is not None else _log_forward_backward(lp, n, scheme)
+    results: List[List[Tuple[int, int, str, float]]] = [[] for _ in range(len(spans))]
+    for k, b in enumerate(wanted):
+        m = int(n[k])
+        log_z = float(_logsumexp(alpha[k, m - 1] + beta[k, m - 1], axis=0))
+        results[b] = _confidences(spans[b], alpha[k, :m], beta[k, :m], lp[k, :m], log_z, scheme)
+    return results
+
+
+def _scaled_forward_backward(lp: numpy.ndarray, n: numpy.ndarray,
+                             scheme: TagScheme) -> Optional[Tuple[numpy.ndarray, numpy.ndarray]]:
+    """The log forward and backward scores of each doc ([doc, step, tag], -inf past its end)
+    from the recursions in probability space, rescaled to sum 1 at every step (Rabiner's
+    scaling): a [doc, tag] x [tag, tag] product a step where the log-space recursion takes an
+    exp and a log of [doc, tag, tag]. None where a step's mass underflows (a sequence forced
+    through tags the model gives less than about 1e-200), for the log-space recursion."""
+    steps = lp.shape[1]
+    allowed = scheme.allowed.astype("float64")
+    live = numpy.arange(steps) < n[:, None]  # [doc, step]
+    alpha, beta = numpy.zeros(lp.shape), numpy.zeros(lp.shape)
+    alpha_sum, beta_sum = numpy.ones(live.shape), numpy.ones(live.shape)
+    with numpy.errstate(under="ignore", divide="ignore", invalid="ignore"):
+        p = numpy.exp(lp)
+        for t in range(steps):
+            a = p[:, 0] * scheme.start if t == 0 else (alpha[:, t - 1] @ allowed) * p[:, t]
+            alpha_sum[live[:, t], t] = a.sum(axis=1)[live[:, t]]
+            alpha[:, t] = a / alpha_sum[:, t, None]
+        for t in range(steps - 1, -1, -1):
+            b = numpy.where((t == n - 1)[:, None], scheme.end, 0.0)
+            if t < steps - 1:
+                b = numpy.where((t < n - 1)[:, None], (p[:, t + 1] * beta[:, t + 1]) @ allowed.T, b)
+            beta_sum[live[:, t], t] = b.sum(axis=1)[live[:, t]]
+            beta[:, t] = b / beta_sum[:, t, None]
+        if not ((alpha_sum >= 1e-200).all() and (beta_sum >= 1e-200).all()):  # (NaN after a 0 too)
+            return None
+        log_alpha = numpy.log(alpha) + numpy.cumsum(numpy.log(alpha_sum), axis=1)[:, :, None]
+        log_beta = numpy.log(beta) + numpy.cumsum(numpy.log(beta_sum)[:, ::-1], axis=1)[:, ::-1, None]
+    return log_alpha, log_beta
+
+
+def _log_forward_backward(lp: numpy.ndarray, n: numpy.ndarray, scheme: TagScheme) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The same scores from the recursions in log space (slower, exact where the scaled ones
+    underflow)."""
+    steps = lp.shape[1]
+    trans = _transition_matrix(scheme)
     alpha = numpy.full(lp.shape, NEG_INF)
     beta = numpy.full(lp.shape, NEG_INF)
     alpha[:, 0] = numpy.where(scheme.start, lp[:, 0], NEG_INF)
@@ -189,12 +235,7 @@ def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tupl
             beta[:, t] = numpy.where(last, end_scores, numpy.where((t < n - 1)[:, None], inner, NEG_INF))
         else:
             beta[:, t] = numpy.where(last, end_scores, NEG_INF)
-    results: List[List[Tuple[int, int, str, float]]] = [[] for _ in range(len(spans))]
-    for k, b in enumerate(wanted):
-        m = int(n[k])
-        log_z = float(_logsumexp(alpha[k, m - 1] + beta[k, m - 1], axis=0))
-        results[b] = _confidences(spans[b], alpha[k, :m], beta[k, :m], lp[k, :m], log_z, scheme)
-    return results
+    return alpha, beta
 
 
 def hf_tag_names(scheme: TagScheme) -> List[str]:

@@ -88,3 +88,42 @@ def test_batched_decoding_equals_one_doc_at_a_time(scheme_name):
         expected = decode_one(lp, scheme, force)
         assert [e[:3] for e in got] == [e[:3] for e in expected]
         assert numpy.allclose([e[3] for e in got], [e[3] for e in expected], atol=1e-9)
+
+
+def test_confidences_where_probabilities_underflow():
+    """A sequence forced through tags of probability exp(-1000): the scaled recursions
+    underflow, and the log-space ones give the exact confidences (brute force in log space)."""
+    from spacy_bert_cls.decoding import _scaled_forward_backward
+
+    scheme = TagScheme(["X"], "BILUO")
+    tags = len(scheme.tags)
+    lp = numpy.full((3, tags), -1003.0)
+    lp[0, scheme.index["B-X"]] = 0.0  # the model is sure of B-X, then of O: no valid sequence is likely
+    lp[1:, scheme.index["O"]] = 0.0
+    lp[1, scheme.index["L-X"]] = -1000.0  # the best of them: B-X L-X O
+    assert _scaled_forward_backward(lp[None], numpy.array([3]), scheme) is None
+    seqs = [s for s in itertools.product(range(tags), repeat=3) if _valid(scheme, s)]
+    log_w = numpy.array([sum(lp[t, q] for t, q in enumerate(s)) for s in seqs])
+    entities = decode_one(lp, scheme)
+    assert entities and [e[:3] for e in entities] == tags_to_spans([scheme.tags[q] for q in seqs[int(log_w.argmax())]])
+    for start, end, label, confidence in entities:
+        inside = [w for w, s in zip(log_w, seqs) if (start, end, label) in tags_to_spans([scheme.tags[q] for q in s])]
+        assert confidence == pytest.approx(numpy.exp(numpy.logaddexp.reduce(inside) - numpy.logaddexp.reduce(log_w)), abs=1e-9)
+
+
+@pytest.mark.parametrize("scheme_name", ["BILUO", "BIO"])
+def test_scaled_recursions_equal_the_log_space_ones(scheme_name):
+    from spacy_bert_cls.decoding import _log_forward_backward, _scaled_forward_backward
+
+    scheme = TagScheme(["PER", "LOC"], scheme_name)
+    rng = numpy.random.default_rng(1)
+    n = numpy.array([7, 1, 4, 7])
+    lp = numpy.full((len(n), 7, len(scheme.tags)), -numpy.inf)
+    for b, m in enumerate(n):
+        logits = rng.normal(0, 8, (m, len(scheme.tags)))
+        lp[b, :m] = logits - numpy.logaddexp.reduce(logits, axis=1, keepdims=True)
+    live = numpy.arange(7)[None, :, None] < n[:, None, None]
+    for scaled, exact in zip(_scaled_forward_backward(lp, n, scheme), _log_forward_backward(lp, n, scheme)):
+        finite = live & numpy.isfinite(exact)
+        assert (numpy.isfinite(scaled) == finite).all()
+        assert numpy.allclose(scaled[finite], exact[finite], atol=1e-9)
