@@ -153,21 +153,20 @@ def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tupl
     for b, doc_lp in enumerate(lps):
         lp[b, :n[b]] = doc_lp
     trans = _transition_matrix(scheme)
-    # Viterbi. Past a doc's end its scores stay and its back-pointers are the identity,
-    # so every doc's best path is read back from the last step.
-    identity = numpy.broadcast_to(numpy.arange(n_tags), (n_docs, n_tags))
-    score = numpy.where(scheme.start, lp[:, 0], NEG_INF)
+    # Viterbi. Past a doc's end the recursion runs on over -inf scores, unread: each doc's
+    # best path is read back from its own last step, through back-pointers set to the
+    # identity past its end.
+    score = numpy.empty((n_docs, steps, n_tags))
     back = numpy.empty((n_docs, steps, n_tags), dtype="int64")
-    back[:, 0] = identity
+    score[:, 0] = numpy.where(scheme.start, lp[:, 0], NEG_INF)
     for t in range(1, steps):
-        candidates = score[:, :, None] + trans  # [doc, previous, next]
-        live = (t < n)[:, None]
-        back[:, t] = numpy.where(live, candidates.argmax(axis=1), identity)
-        score = numpy.where(live, candidates.max(axis=1) + lp[:, t], score)
-    score = numpy.where(scheme.end, score, NEG_INF)
-    paths = numpy.empty((n_docs, steps), dtype="int64")
-    paths[:, -1] = score.argmax(axis=1)
+        candidates = score[:, t - 1, :, None] + trans  # [doc, previous, next]
+        back[:, t] = candidates.argmax(axis=1)
+        numpy.add(candidates.max(axis=1), lp[:, t], out=score[:, t])
+    back[numpy.arange(steps) >= n[:, None]] = numpy.arange(n_tags)
     rows = numpy.arange(n_docs)
+    paths = numpy.empty((n_docs, steps), dtype="int64")
+    paths[:, -1] = numpy.where(scheme.end, score[rows, n - 1], NEG_INF).argmax(axis=1)
     for t in range(steps - 1, 0, -1):
         paths[:, t - 1] = back[rows, t, paths[:, t]]
     spans = [tags_to_spans([scheme.tags[i] for i in paths[b, :n[b]]]) for b in range(n_docs)]
@@ -188,28 +187,28 @@ def _decode_group(lps: List[numpy.ndarray], scheme: TagScheme) -> List[List[Tupl
 
 def _scaled_forward_backward(lp: numpy.ndarray, n: numpy.ndarray,
                              scheme: TagScheme) -> Optional[Tuple[numpy.ndarray, numpy.ndarray]]:
-    """The log forward and backward scores of each doc ([doc, step, tag], -inf past its end)
-    from the recursions in probability space, rescaled to sum 1 at every step (Rabiner's
-    scaling): a [doc, tag] x [tag, tag] product a step where the log-space recursion takes an
-    exp and a log of [doc, tag, tag]. None where a step's mass underflows (a sequence forced
-    through tags the model gives less than about 1e-200), for the log-space recursion."""
+    """The log forward and backward scores of each doc ([doc, step, tag]; past a doc's end
+    they are not meaningful, and unread) from the recursions in probability space, rescaled
+    to sum 1 at every step (Rabiner's scaling): a [doc, tag] x [tag, tag] product a step where
+    the log-space recursion takes an exp and a log of [doc, tag, tag]. None where a step's
+    mass underflows (a sequence forced through tags the model gives less than about 1e-200),
+    for the log-space recursion."""
     steps = lp.shape[1]
     allowed = scheme.allowed.astype("float64")
     live = numpy.arange(steps) < n[:, None]  # [doc, step]
-    alpha, beta = numpy.zeros(lp.shape), numpy.zeros(lp.shape)
-    alpha_sum, beta_sum = numpy.ones(live.shape), numpy.ones(live.shape)
+    alpha, beta = numpy.empty(lp.shape), numpy.empty(lp.shape)
+    alpha_sum, beta_sum = numpy.empty(live.shape), numpy.empty(live.shape)
     with numpy.errstate(under="ignore", divide="ignore", invalid="ignore"):
         p = numpy.exp(lp)
         for t in range(steps):
             a = p[:, 0] * scheme.start if t == 0 else (alpha[:, t - 1] @ allowed) * p[:, t]
-            alpha_sum[live[:, t], t] = a.sum(axis=1)[live[:, t]]
-            alpha[:, t] = a / alpha_sum[:, t, None]
+            alpha_sum[:, t] = numpy.where(live[:, t], a.sum(axis=1), 1.0)
+            numpy.divide(a, alpha_sum[:, t, None], out=alpha[:, t])
         for t in range(steps - 1, -1, -1):
-            b = numpy.where((t == n - 1)[:, None], scheme.end, 0.0)
-            if t < steps - 1:
-                b = numpy.where((t < n - 1)[:, None], (p[:, t + 1] * beta[:, t + 1]) @ allowed.T, b)
-            beta_sum[live[:, t], t] = b.sum(axis=1)[live[:, t]]
-            beta[:, t] = b / beta_sum[:, t, None]
+            b = (p[:, t + 1] * beta[:, t + 1]) @ allowed.T if t < steps - 1 else numpy.zeros(p.shape[::2])
+            b[n - 1 == t] = scheme.end
+            beta_sum[:, t] = numpy.where(live[:, t], b.sum(axis=1), 1.0)
+            numpy.divide(b, beta_sum[:, t, None], out=beta[:, t])
         if not ((alpha_sum >= 1e-200).all() and (beta_sum >= 1e-200).all()):  # (NaN after a 0 too)
             return None
         log_alpha = numpy.log(alpha) + numpy.cumsum(numpy.log(alpha_sum), axis=1)[:, :, None]
