@@ -4,7 +4,7 @@ distillation adds over fine-tuning the same small encoder directly.
     python -m benchmarks.distill \
         --textcat-teacher benchmarks/results/accuracy/ours/rotten_tomatoes/model-last \
         --ner-teacher benchmarks/results/accuracy/ours/wnut17/model-last [--layers 3] [--steps N | --budget-factor K]
-        [--temperature T] [--hidden-weight W] [--augment P] [--gold] [--retime] [--threads 2]
+        [--temperature T] [--hidden-weight W] [--attention-weight A] [--augment P] [--gold] [--retime] [--threads 2]
         [--rounds 3] [--data DIR] [--out DIR] [--no-direct]
 
 The teachers are `python -m benchmarks.accuracy.run_spacy ours rotten_tomatoes` and `... ours
@@ -158,7 +158,8 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
     gold = data["files"]["train"] if args.gold else None
     student = distill(Settings(teacher=teacher, output=out / dataset, layers=args.layers, data=data["files"]["train"],
                                gold=gold, dev=data["files"]["dev"], steps=steps, batch_size=32, seed=args.seed,
-                               learn_rate=args.learn_rate, temperature=args.temperature, hidden_weight=args.hidden_weight, augment=args.augment,
+                               learn_rate=args.learn_rate, temperature=args.temperature, hidden_weight=args.hidden_weight,
+                               attention_weight=args.attention_weight, augment=args.augment,
                                checkpoint_every=max(steps, 1), eval_every=max(steps // 4, 1), resume=True))
     distill_seconds = time.perf_counter() - started
     quantize_pipeline(student, out / dataset / "student-int8", dtype="int8", data=data["files"]["train"])
@@ -226,6 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--learn-rate", type=float, default=3e-4)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
+    parser.add_argument("--attention-weight", type=float, default=0.0, help="weight of the attention loss")
     parser.add_argument("--augment", type=float, default=0.0, help="word replacement rate (distill --augment)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from spacy_bert_cls.cli import app
 from spacy_bert_cls.distill import Settings, distill, layer_map
 from spacy_bert_cls.distill.data import WordReplacer, _shape
-from spacy_bert_cls.distill.losses import cats_loss, tags_loss
+from spacy_bert_cls.distill.losses import attention_loss, cats_loss, tags_loss
 from spacy_bert_cls.models.encoder import get_bert_shim
 from spacy_bert_cls.testing import write_tiny_checkpoint
 
@@ -83,6 +83,25 @@ def test_soft_losses_vanish_when_the_student_matches():
     assert abs(loss) < 1e-6 and len(grads) == 2
 
 
+def test_attention_loss_vanishes_on_equal_weights_and_ignores_padding():
+    import torch
+
+    from spacy_bert_cls.pytorch.packing import pack
+
+    torch.manual_seed(0)
+    heads, width = 2, 8
+    student, teacher = torch.randn(3, 3 * width, requires_grad=True), torch.randn(3, 3 * width)
+    padded = pack([(torch.ones(1, 5, dtype=torch.long), torch.tensor([[True, True, True, False, False]]))])[2]
+    unpadded = pack([(torch.ones(1, 3, dtype=torch.long), None)])[2]
+    assert float(attention_loss([teacher], [teacher], padded, heads)) == pytest.approx(0.0, abs=1e-6)
+    loss = attention_loss([student], [teacher], padded, heads)
+    assert loss.item() > 0
+    # The two padded positions change nothing: the same loss as the 3 pieces alone.
+    assert loss.item() == pytest.approx(attention_loss([student], [teacher], unpadded, heads).item(), rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
+
+
 def test_student_is_an_ordinary_smaller_pipeline(teacher, student, tmp_path):
     t, s = spacy.load(teacher), spacy.load(student)
     assert s.pipe_names == t.pipe_names and layers_of(s) == 2 and layers_of(t) == 4
@@ -136,13 +155,17 @@ def test_word_replacer_keeps_shapes_and_spacing_and_is_seeded_by_step():
 
 
 def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
-    settings = dict(teacher=teacher, output=tmp_path / "out", hidden_weight=1.0, augment=0.3, **FAST)
+    settings = dict(teacher=teacher, output=tmp_path / "out", hidden_weight=1.0, attention_weight=1.0, augment=0.3,
+                    **FAST)
     assert distill(Settings(**settings), stop_after=3) is None
     assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-00000003"]
     with pytest.raises(ValueError, match="--resume"):
         distill(Settings(**settings))
+    with pytest.raises(ValueError, match="attention_weight 1.0, not 2.0"):
+        distill(Settings(**{**settings, "attention_weight": 2.0}, resume=True))
     path = distill(Settings(**settings, resume=True))
-    assert json.loads((path / "meta.json").read_text())["spacy_bert_cls"]["distillation"]["steps"] == 6
+    info = json.loads((path / "meta.json").read_text())["spacy_bert_cls"]["distillation"]
+    assert info["steps"] == 6 and info["attention_weight"] == 1.0 and {"hidden", "attention"} <= set(info["losses"])
     # The same weights as a run that was never stopped.
     whole = distill(Settings(**{**settings, "output": tmp_path / "whole"}))
     for name in ("bert", "bert_textcat"):
@@ -157,6 +180,7 @@ def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
     (["--layers", "2", "--data", "{empty}"], ["empty.txt", "no text"]),
     (["--layers", "2", "--data", "{missing}"], ["missing.txt", "no such file"]),
     (["--layers", "2", "--augment", "1.5"], ["--augment", "[0, 1)", "1.5"]),
+    (["--layers", "2", "--attention-weight", "-1"], ["--attention-weight", ">= 0", "-1"]),
 ])
 def test_bad_inputs_are_one_line_errors(teacher, tmp_path, args, words):
     (tmp_path / "empty.txt").write_text("\n\n")

@@ -228,6 +228,7 @@ def distill_cli(
     learn_rate: float = typer.Option(3e-4, "--learn-rate"),
     temperature: float = typer.Option(1.0, "--temperature", "-T", help="Temperature of the soft targets"),
     hidden_weight: float = typer.Option(1.0, "--hidden-weight", help="Weight of the hidden-state MSE (0: none)"),
+    attention_weight: float = typer.Option(0.0, "--attention-weight", help="Weight of the KL of the attention weights at the mapped layers (0: none)"),
     augment: float = typer.Option(0.0, "--augment", help="In half of each batch's texts, the chance of each word being replaced by a word of DATA of the same shape (0: none)"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every"),
@@ -242,7 +243,8 @@ def distill_cli(
     try:
         settings = Settings(teacher=teacher, output=output, layers=layers, data=data, gold=gold, dev=dev, width=width,
                             steps=steps, epochs=epochs, batch_size=batch_size, learn_rate=learn_rate,
-                            temperature=temperature, hidden_weight=hidden_weight, augment=augment, seed=seed,
+                            temperature=temperature, hidden_weight=hidden_weight, attention_weight=attention_weight,
+                            augment=augment, seed=seed,
                             checkpoint_every=checkpoint_every, log_every=log_every, eval_every=eval_every,
                             resume=resume)
         path = distill(settings)

@@ -60,7 +60,7 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     # The gold examples' docs share the student's vocab (its string store).
     gold = read_gold(s.gold, student) if s.gold else None
     distiller = Distiller(teacher, student, mapping, temperature=s.temperature, hidden_weight=s.hidden_weight,
-                          dropout=s.dropout)
+                          attention_weight=s.attention_weight, dropout=s.dropout)
     agreement = Agreement(teacher, dev, exclusive=_exclusive(student)) if dev else None
     runner = Runner(s, distiller, texts, gold, agreement)
     if checkpoint is not None:

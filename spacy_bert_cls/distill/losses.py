@@ -1,4 +1,5 @@
-"""The distillation losses: soft targets for the heads, MSE on the encoder's hidden states.
+"""The distillation losses: soft targets for the heads, MSE on the encoder's hidden states,
+KL of the attention weights.
 
 The heads' losses return (loss, gradient w.r.t. the head's logits), as the components'
 own get_loss do, so that the head's backprop takes the gradient as it takes theirs.
@@ -6,12 +7,15 @@ own get_loss do, so that the head's backprop takes the gradient as it takes thei
 from contextlib import contextmanager
 from typing import Iterator, List, Sequence, Tuple
 
+import math
+
 import numpy
 import torch
 import torch.nn.functional as F
 
 from ..decoding import log_softmax
 from ..pytorch.encoder import BertModel
+from ..pytorch.packing import PackedLayout, group_rows, to_padded
 
 # Probabilities are clipped here before their log (a float32 softmax can give exactly 0).
 TINY = 1e-30
@@ -87,6 +91,43 @@ def hidden_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]
     return torch.stack(losses).mean()
 
 
+def attention_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], layout: PackedLayout,
+                   heads: int) -> torch.Tensor:
+    """Mean over the layer pairs, the heads and the real query pieces of KL(teacher || student)
+    between their attention weights (TinyBERT's attention transfer, with MiniLM's KL):
+    student layer i against teacher layer map[i].
+
+    student, teacher: each pair's fused query/key/value projections (recorded_projections),
+        Tensor[n_pieces, 3 * hidden] in the packed layout `layout` (the same windows for both).
+    """
+    losses = []
+    for s, t in zip(student, teacher):
+        total, count = s.new_zeros((), dtype=torch.float32), 0
+        for (log_s, real), (log_t, _) in zip(_log_attention(s, layout, heads), _log_attention(t, layout, heads)):
+            kl = torch.where(torch.isinf(log_t), 0.0, log_t.exp() * (log_t - log_s)).sum(-1)  # [rows, heads, seq]
+            if real is not None:
+                kl = kl.masked_select(real[:, None, :])
+            total, count = total + kl.sum(), count + kl.numel()
+        losses.append(total / max(count, 1))
+    return torch.stack(losses).mean()
+
+
+def _log_attention(qkv: torch.Tensor, layout: PackedLayout, heads: int):
+    """Per group of windows: (log attention weights Tensor[rows, heads, seq, seq] with -inf at
+    padded keys, the real queries Tensor[rows, seq] bool or None), as SelfAttention weighs them."""
+    padded = to_padded(qkv.float(), layout)
+    width = padded.shape[-1] // 3
+    for group in layout.groups:
+        rows = group_rows(padded, group)
+        query, key = (part.reshape(group.rows, group.seq, heads, -1).transpose(1, 2)
+                      for part in rows.split(width, dim=-1)[:2])
+        scores = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])
+        if group.mask is None:
+            yield scores.log_softmax(-1), None
+        else:
+            yield scores.masked_fill(~group.mask, float("-inf")).log_softmax(-1), group.mask[:, 0, 0, :]
+
+
 @contextmanager
 def recorded_states(bert: BertModel, layers: Sequence[int]) -> Iterator[List[torch.Tensor]]:
     """Record the embeddings' output and the outputs of `layers` (0-based) while `bert`
@@ -97,17 +138,32 @@ def recorded_states(bert: BertModel, layers: Sequence[int]) -> Iterator[List[tor
     A layer's output is its last LayerNorm's (ffn_norm), recorded by a forward hook: that
     module is called on every path, packed or not; the hooks are removed on exit.
     """
-    modules = [bert.embeddings] + [bert.layers[i].ffn_norm for i in layers]
+    with _recorded_outputs([bert.embeddings] + [bert.layers[i].ffn_norm for i in layers]) as states:
+        yield states
+
+
+@contextmanager
+def recorded_projections(bert: BertModel, layers: Sequence[int]) -> Iterator[List[torch.Tensor]]:
+    """The same for the fused query/key/value projection of each of `layers`: Tensor[n_pieces,
+    3 * hidden] each, when the block ends (what attention_loss compares)."""
+    with _recorded_outputs([bert.layers[i].attention.qkv for i in layers]) as projections:
+        yield projections
+
+
+@contextmanager
+def _recorded_outputs(modules: Sequence[torch.nn.Module]) -> Iterator[List[torch.Tensor]]:
+    """The outputs of `modules` while the block runs, by forward hooks (removed on exit): a
+    Tensor[rows, width] each, its calls' rows concatenated, in the list when the block ends."""
     parts: List[List[torch.Tensor]] = [[] for _ in modules]
     handles = []
     for module, part in zip(modules, parts):
         def record(module, inputs, output, part=part):
             part.append(output.reshape(-1, output.shape[-1]))
         handles.append(module.register_forward_hook(record))
-    states: List[torch.Tensor] = []
+    outputs: List[torch.Tensor] = []
     try:
-        yield states
+        yield outputs
     finally:
         for handle in handles:
             handle.remove()
-    states.extend(p[0] if len(p) == 1 else torch.cat(p) for p in parts if p)
+    outputs.extend(p[0] if len(p) == 1 else torch.cat(p) for p in parts if p)

@@ -86,9 +86,10 @@ class Runner:
 
     def load_state(self, checkpoint: Path, state: Dict[str, Any]) -> None:
         """Go on from `checkpoint`, whose training state (read_state's) is `state`."""
-        saved = {"augment": 0.0, **state["settings"]}  # checkpoints from before --augment had none
+        # Checkpoints from before --augment and --attention-weight had neither.
+        saved = {"augment": 0.0, "attention_weight": 0.0, **state["settings"]}
         for key in ("teacher", "layers", "data", "gold", "batch_size", "seed", "learn_rate", "temperature",
-                    "hidden_weight", "augment"):
+                    "hidden_weight", "attention_weight", "augment"):
             if str(saved[key]) != str(self.s.to_dict()[key]):
                 raise ValueError(f"{checkpoint} was written with {key} {saved[key]}, not "
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
@@ -115,7 +116,7 @@ class Runner:
                 "teacher_version": teacher.meta.get("version"),
                 "teacher_layers": self.d.teacher_bert.config.num_hidden_layers, "layers": len(self.d.mapping),
                 "layer_map": self.d.mapping, "temperature": s.temperature, "hidden_weight": s.hidden_weight,
-                "augment": s.augment,
+                "attention_weight": s.attention_weight, "augment": s.augment,
                 "steps": self.step, "batch_size": s.batch_size, "learn_rate": s.learn_rate,
                 "data": Path(s.data).name, "gold": Path(s.gold).name if s.gold else None,
                 "losses": {k: round(v, 6) for k, v in self.last.items()},

@@ -21,6 +21,8 @@ class Settings:
     temperature (float): T of the soft targets; the soft losses are scaled by T^2.
     hidden_weight (float): weight of the hidden-state MSE (0: outputs only, and the teacher's
         encoder runs once per batch instead of twice).
+    attention_weight (float): weight of the attention loss, the KL of every head's attention
+        weights at the mapped layers (0: none).
     augment (float): in half of each batch's texts, the probability of each word being
         replaced by another word of the data of the same shape (data.WordReplacer); 0: none.
     """
@@ -39,6 +41,7 @@ class Settings:
     warmup_fraction: float = 0.05
     temperature: float = 1.0
     hidden_weight: float = 1.0
+    attention_weight: float = 0.0
     augment: float = 0.0
     dropout: float = 0.1
     seed: int = 0
@@ -67,6 +70,8 @@ class Settings:
             raise ValueError(f"--learn-rate must be > 0, got {self.learn_rate}")
         if self.hidden_weight < 0:
             raise ValueError(f"--hidden-weight must be >= 0, got {self.hidden_weight}")
+        if self.attention_weight < 0:
+            raise ValueError(f"--attention-weight must be >= 0, got {self.attention_weight}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError("--dropout and --warmup-fraction must be in [0, 1)")
         if not 0.0 <= self.augment < 1.0:

@@ -9,7 +9,8 @@ examples, through its own update: a transition-based ner exposes no per-token
 distribution to match.
 
 The student's encoder runs once through its `bert` component (hooks record the states
-that the hidden-state loss compares); each head backpropagates through the listener as in
+that the hidden-state loss compares, and the query/key/value projections whose attention
+weights the attention loss compares); each head backpropagates through the listener as in
 `spacy train`, and the optimizer steps once, after the gold and the distillation passes.
 """
 import time
@@ -27,24 +28,29 @@ from ..models.encoder import bucket_tensors, get_bert_shim, plan_for
 from ..models.pieces import get_piece_tokenizer
 from ..pipeline.ner import BertEntityRecognizer
 from ..pipeline.textcat import BertTextCategorizer
-from .losses import cats_loss, hidden_loss, probs_loss, recorded_states, tags_loss
+from ..pytorch.packing import PackedLayout
+from .losses import attention_loss, cats_loss, hidden_loss, probs_loss, recorded_projections, recorded_states, tags_loss
 from .student import encoder_name
 
 
 class Targets:
-    """The teacher's outputs for a batch: soft targets by head, silver docs, hidden states."""
+    """The teacher's outputs for a batch: soft targets by head, silver docs, hidden states,
+    attention projections and the packed layout of the windows they were computed on."""
 
-    def __init__(self, docs: List[Doc], soft: Dict[str, object], states: List[torch.Tensor]) -> None:
+    def __init__(self, docs: List[Doc], soft: Dict[str, object], states: List[torch.Tensor],
+                 projections: List[torch.Tensor], layout: Optional[PackedLayout]) -> None:
         self.docs, self.soft, self.states = docs, soft, states
+        self.projections, self.layout = projections, layout
 
 
 class Distiller:
     """The teacher and the student of a run, and what one step does with them."""
 
     def __init__(self, teacher: Language, student: Language, mapping: Sequence[int], *, temperature: float,
-                 hidden_weight: float, dropout: float) -> None:
+                 hidden_weight: float, attention_weight: float, dropout: float) -> None:
         self.teacher, self.student, self.mapping = teacher, student, list(mapping)
         self.temperature, self.hidden_weight, self.dropout = temperature, hidden_weight, dropout
+        self.attention_weight = attention_weight
         self.teacher_encoder = teacher.get_pipe(encoder_name(teacher, "the teacher"))
         self.encoder = student.get_pipe(encoder_name(student, "the student"))
         self.teacher_bert = get_bert_shim(self.teacher_encoder.model).windowed.bert
@@ -70,10 +76,14 @@ class Distiller:
             else:
                 pipe.set_annotations(docs, pipe.predict(docs))
         states: List[torch.Tensor] = []
-        if self.hidden_weight > 0:
-            with recorded_states(self.teacher_bert, self.mapping) as states:
-                self.teacher_bert.forward_packed(self._buckets(docs))
-        return Targets(docs, soft, states)
+        projections: List[torch.Tensor] = []
+        layout = None
+        if self.hidden_weight > 0 or self.attention_weight > 0:
+            hidden, attended = (self.mapping if w > 0 else [] for w in (self.hidden_weight, self.attention_weight))
+            with recorded_states(self.teacher_bert, hidden) as states, \
+                    recorded_projections(self.teacher_bert, attended) as projections:
+                _, layout = self.teacher_bert.forward_packed(self._buckets(docs))
+        return Targets(docs, soft, states, projections, layout)
 
     def _buckets(self, docs: List[Doc]):
         """The windows the encoder runs for `docs`, as the student's forward plans them."""
@@ -89,17 +99,34 @@ class Distiller:
         docs = [self.student.make_doc(text) for text in texts]
         examples = [Example(doc, silver) for doc, silver in zip(docs, targets.docs)]
         student_bert = get_bert_shim(self.encoder.model).windowed.bert
-        losses: Dict[str, float] = {}
         layers = range(student_bert.config.num_hidden_layers)
-        with recorded_states(student_bert, layers if self.hidden_weight > 0 else []) as states:
+        hidden, attended = (layers if weight > 0 else [] for weight in (self.hidden_weight, self.attention_weight))
+        with recorded_states(student_bert, hidden) as states, \
+                recorded_projections(student_bert, attended) as projections:
             self.encoder.update(examples, drop=self.dropout, sgd=None, losses={})
-        if self.hidden_weight > 0:
-            loss = self.hidden_weight * hidden_loss(states, targets.states)
-            loss.backward(retain_graph=True)  # the heads' backward passes go through the same graph
-            losses["hidden"] = float(loss.detach())
+        losses = self._encoder_losses(states, projections, targets, student_bert.config.num_attention_heads)
         for name in self.heads:
             losses[name] = self._head_loss(name, docs, examples, targets)
         return losses
+
+    def _encoder_losses(self, states: List[torch.Tensor], projections: List[torch.Tensor], targets: Targets,
+                        heads: int) -> Dict[str, float]:
+        """The hidden-state and attention losses, backpropagated into the student's encoder
+        (its graph kept: the heads' backward passes go through it). RETURNS them by name."""
+        parts: Dict[str, torch.Tensor] = {}
+        if self.hidden_weight > 0:
+            parts["hidden"] = self.hidden_weight * hidden_loss(states, targets.states)
+        if self.attention_weight > 0:
+            rows = projections[0].shape[0] if projections else 0
+            if rows != (targets.layout.n_rows if targets.layout else 0):
+                raise RuntimeError(f"the student ran {rows} pieces where the teacher ran "
+                                   f"{targets.layout.n_rows if targets.layout else 0}: their windows differ")
+            if rows:
+                parts["attention"] = self.attention_weight * attention_loss(projections, targets.projections,
+                                                                            targets.layout, heads)
+        if parts:
+            sum(parts.values()).backward(retain_graph=True)
+        return {name: float(value.detach()) for name, value in parts.items()}
 
     def _head_loss(self, name: str, docs: List[Doc], examples: List[Example], targets: Targets) -> float:
         pipe = self.student.get_pipe(name)
