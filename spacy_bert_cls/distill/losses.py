@@ -4,10 +4,9 @@ KL of the attention weights.
 The heads' losses return (loss, gradient w.r.t. the head's logits), as the components'
 own get_loss do, so that the head's backprop takes the gradient as it takes theirs.
 """
+import math
 from contextlib import contextmanager
 from typing import Iterator, List, Sequence, Tuple
-
-import math
 
 import numpy
 import torch
