@@ -227,7 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--learn-rate", type=float, default=3e-4)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
-    parser.add_argument("--attention-weight", type=float, default=0.0, help="weight of the attention loss")
+    parser.add_argument("--attention-weight", type=float, default=4.0, help="weight of the attention loss")
     parser.add_argument("--augment", type=float, default=0.0, help="word replacement rate (distill --augment)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

@@ -228,7 +228,7 @@ def distill_cli(
     learn_rate: float = typer.Option(3e-4, "--learn-rate"),
     temperature: float = typer.Option(1.0, "--temperature", "-T", help="Temperature of the soft targets"),
     hidden_weight: float = typer.Option(1.0, "--hidden-weight", help="Weight of the hidden-state MSE (0: none)"),
-    attention_weight: float = typer.Option(0.0, "--attention-weight", help="Weight of the KL of the attention weights at the mapped layers (0: none)"),
+    attention_weight: float = typer.Option(4.0, "--attention-weight", help="Weight of the KL of the attention weights at the mapped layers (0: none)"),
     augment: float = typer.Option(0.0, "--augment", help="In half of each batch's texts, the chance of each word being replaced by a word of DATA of the same shape (0: none)"),
     seed: int = typer.Option(0, "--seed"),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every"),

@@ -1,5 +1,4 @@
-"""The distillation losses: soft targets for the heads, MSE on the encoder's hidden states,
-KL of the attention weights.
+"""The distillation losses: the heads' soft targets, hidden states' MSE, attention weights' KL.
 
 The heads' losses return (loss, gradient w.r.t. the head's logits), as the components'
 own get_loss do, so that the head's backprop takes the gradient as it takes theirs.

@@ -41,7 +41,7 @@ class Settings:
     warmup_fraction: float = 0.05
     temperature: float = 1.0
     hidden_weight: float = 1.0
-    attention_weight: float = 0.0
+    attention_weight: float = 4.0
     augment: float = 0.0
     dropout: float = 0.1
     seed: int = 0
