@@ -3,11 +3,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import srsly
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, torch2xp, xp2torch
 from thinc.util import get_torch_default_device
 
+from ..checkpoint.io import tensor_views
 from ..forking import install_fork_hooks
 from ..pytorch.config import BertConfig
 from ..pytorch.encoder import BertModel
@@ -387,7 +387,7 @@ def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> 
         module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False),
                               inference_dtype=getattr(module, "inference_dtype", "float32"),
                               max_batch_pieces=getattr(module, "max_batch_pieces", 8192))
-    state = load_safetensors(msg["weights"])
+    state = tensor_views(msg["weights"])
     prefix = "calibration."
     ranges = {k[len(prefix):].replace("__", "."): v for k, v in state.items() if k.startswith(prefix)}
     settings = msg.get("int8") or {}
