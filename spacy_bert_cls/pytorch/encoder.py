@@ -1,4 +1,5 @@
 """BertModel: embeddings, a stack of encoder layers and the pooler (pooler.py)."""
+from functools import partial
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -74,7 +75,9 @@ class BertModel(nn.Module):
         RETURNS: the last layer's states of the real pieces (Tensor[n_real, hidden], in
             the buckets' order, padding left out) and their layout.
         """
-        input_ids, positions, layout = pack(buckets)
+        device = buckets[0][0].device if buckets else torch.device("cpu")
+        length = partial(self.layers[0].attention.attention_length, device=device) if len(self.layers) else int
+        input_ids, positions, layout = pack(buckets, length)
         if input_ids.shape[0] and int(positions.max()) >= self.config.max_position_embeddings:
             raise ValueError(
                 f"Sequence of {int(positions.max()) + 1} pieces is longer than "

@@ -6,11 +6,14 @@ one [n_real, hidden] matrix for all buckets: no work for padding and one matrix 
 layer instead of one per bucket. Only attention needs the windows apart: one gather puts
 every bucket back into its padded [n, seq] shape for scaled_dot_product_attention, and one
 gather takes the real rows again (a copy a layer each way, whatever the number of buckets).
+There seq may be longer than the bucket's: where the attention kernel runs faster at a longer
+length (SelfAttention.attention_length), the extra positions are masked padding.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -19,10 +22,12 @@ class PackedGroup:
     """One bucket's place in the packed and in the padded matrix.
 
     start, end (int): its rows of the packed matrix.
-    padded_start (int): its first row in the padded matrix (the buckets' [rows * seq]
-        positions one after another).
-    rows, seq (int): its padded shape.
+    padded_start (int): its first row in the attention's padded matrix (the groups'
+        [rows * seq] positions one after another).
+    rows, seq (int): its shape there (seq: its attention length, at least the bucket's).
     mask (Tensor[rows, 1, 1, seq] bool or None): the attention mask; None without padding.
+    real (Tensor[end - start] long or None): the positions of its packed rows among its own
+        rows * seq padded ones; None without padding.
     """
 
     start: int
@@ -31,17 +36,19 @@ class PackedGroup:
     rows: int
     seq: int
     mask: Optional[Tensor]
+    real: Optional[Tensor] = None
 
 
 @dataclass
 class PackedLayout:
-    """groups: the buckets in order.
-    padded_to_packed (Tensor[sum rows * seq], long): the packed row of each padded position
-        (-1 for padding), in the buckets' order.
-    gather (Tensor[sum rows * seq], long or None): the packed row each padded position is
-        read from: its own, or row 0 for padding (a masked key, a query whose output is
-        dropped); None when nothing is padded (the padded matrix is the packed one).
-    scatter (Tensor[n_real], long or None): the padded position of each packed row.
+    """groups: the buckets in order, each at its attention length (see pack).
+    padded_to_packed (Tensor[sum rows * seq], long): the packed row of each position of the
+        buckets as given (-1 for padding), in the buckets' order.
+    gather (Tensor[sum rows * group seq], long or None): the packed row each position of
+        the attention's padded matrix is read from: its own, or row 0 for padding (a masked
+        key, a query whose output is dropped); None when nothing is padded (the padded
+        matrix is the packed one).
+    scatter (Tensor[n_real], long or None): the attention's padded position of each packed row.
     """
 
     groups: List[PackedGroup]
@@ -54,38 +61,50 @@ class PackedLayout:
         return self.groups[-1].end if self.groups else 0
 
 
-def pack(buckets: Sequence[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, Tensor, PackedLayout]:
+def pack(buckets: Sequence[Tuple[Tensor, Optional[Tensor]]],
+         attention_length: Callable[[int], int] = int) -> Tuple[Tensor, Tensor, PackedLayout]:
     """buckets: (input_ids [n, seq], attention_mask [n, seq] bool or None) each.
+    attention_length: the length (at least seq) each bucket's windows are padded to for
+        attention (SelfAttention.attention_length); by default their own.
 
     RETURNS: piece ids [n_real], position ids [n_real], and the layout.
     """
-    ids, positions, groups, maps = [], [], [], []
+    ids, positions, groups, maps, spans = [], [], [], [], []
     start = padded_start = 0
     for input_ids, mask in buckets:
         rows, seq = input_ids.shape
-        columns = torch.arange(seq, device=input_ids.device).expand(rows, seq)
+        device = input_ids.device
+        columns = torch.arange(seq, device=device).expand(rows, seq)
         if mask is None or bool(mask.all()):
-            attention = None
+            mask = None
             ids.append(input_ids.reshape(-1))
             positions.append(columns.reshape(-1))
-            packed_rows = torch.arange(start, start + rows * seq, device=input_ids.device)
+            packed_rows = torch.arange(start, start + rows * seq, device=device)
         else:
             index = mask.reshape(-1).nonzero().squeeze(1)
-            attention = mask[:, None, None, :]
             ids.append(input_ids.reshape(-1).index_select(0, index))
             positions.append(columns.reshape(-1).index_select(0, index))
-            packed_rows = torch.full((rows * seq,), -1, dtype=torch.long, device=input_ids.device)
-            packed_rows[index] = torch.arange(start, start + index.shape[0], device=input_ids.device)
+            packed_rows = torch.full((rows * seq,), -1, dtype=torch.long, device=device)
+            packed_rows[index] = torch.arange(start, start + index.shape[0], device=device)
+        length = attention_length(seq)
+        attention, spanned, real = None, packed_rows, None
+        if mask is not None or length > seq:
+            keys = torch.ones((rows, seq), dtype=torch.bool, device=device) if mask is None else mask
+            keys = F.pad(keys, (0, length - seq), value=False)
+            attention = keys[:, None, None, :]
+            real = keys.reshape(-1).nonzero().squeeze(1)
+            spanned = F.pad(packed_rows.view(rows, seq), (0, length - seq), value=-1).reshape(-1)
         end = start + ids[-1].shape[0]
-        groups.append(PackedGroup(start, end, padded_start, rows, seq, attention))
+        groups.append(PackedGroup(start, end, padded_start, rows, length, attention, real))
         maps.append(packed_rows)
-        start, padded_start = end, padded_start + rows * seq
-    padded_to_packed = torch.cat(maps)
+        spans.append(spanned)
+        start, padded_start = end, padded_start + rows * length
     gather = scatter = None
     if any(group.mask is not None for group in groups):
-        gather = padded_to_packed.clamp(min=0)
-        scatter = (padded_to_packed >= 0).nonzero().squeeze(1)
-    return torch.cat(ids), torch.cat(positions), PackedLayout(groups, padded_to_packed, gather, scatter)
+        spanned = torch.cat(spans)
+        gather = spanned.clamp(min=0)
+        scatter = (spanned >= 0).nonzero().squeeze(1)
+    return torch.cat(ids), torch.cat(positions), PackedLayout(groups, torch.cat(maps), gather, scatter)
 
 
 def to_padded(packed: Tensor, layout: PackedLayout) -> Tensor:
