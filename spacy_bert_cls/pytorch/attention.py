@@ -72,7 +72,7 @@ class SelfAttention(nn.Module):
         torch's CPU flash-attention kernel (scaled_dot_product_attention without dropout) is
         fastest where the length is a multiple of the CPU's fp32 vector width, 16 with
         AVX-512 and 8 with AVX2, and slows steeply in between. Measured with 12 heads of 32
-        and 2 threads: on AVX-512, 47 pieces take 2.2x the time of 48 and 24 take 1.3x 32;
+        and 2 threads: on AVX-512, 47 pieces take 2.1x the time of 48 and 24 take 1.2x 32;
         with AVX2 kernels (ATEN_CPU_CAPABILITY=avx2 on the same CPU), 47 take 1.2x 48 and
         23 take 1.4x 24. A length at least half a width past a multiple is padded to the
         next one; masked keys cost only their share of the kernel, where the kernel's slow
