@@ -67,6 +67,7 @@ def read_tensors(path: Path) -> Dict[str, torch.Tensor]:
 _SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
                        "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
                        "U8": torch.uint8, "BOOL": torch.bool}
+_LITTLE_ENDIAN = sys.byteorder == "little"  # safetensors' byte order
 
 
 def tensor_views(data: bytes) -> Dict[str, torch.Tensor]:
@@ -74,7 +75,10 @@ def tensor_views(data: bytes) -> Dict[str, torch.Tensor]:
     module (load_state_dict). safetensors' own `load` copies every tensor out of the bytes
     first: one more copy of the model in memory while a pipeline loads (+86 MiB of a 907
     MiB peak for MiniLM). Bytes that are not well-formed safetensors go to that loader,
-    whose errors say what is wrong."""
+    whose errors say what is wrong; so does everything on a big-endian machine (safetensors
+    stores little-endian, and its loader swaps the bytes)."""
+    if not _LITTLE_ENDIAN:
+        return load_safetensors(data)
     try:
         return _views(memoryview(data))
     except (ValueError, KeyError, TypeError, struct.error):

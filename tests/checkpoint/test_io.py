@@ -51,3 +51,13 @@ def test_offsets_that_lie_about_the_shape_are_refused():
     data[8:8 + len(header)] = lying
     with pytest.raises(SafetensorError):
         tensor_views(bytes(data))
+
+
+def test_big_endian_machines_take_safetensors_own_loader(monkeypatch):
+    """safetensors stores little-endian; its loader byte-swaps on big-endian machines, views would not."""
+    import spacy_bert_cls.checkpoint.io as io
+
+    monkeypatch.setattr(io, "_LITTLE_ENDIAN", False)
+    monkeypatch.setattr(io, "_views", lambda data: pytest.fail("views on a big-endian machine"))
+    got = io.tensor_views(save({"weight": TENSORS["weight"]}))
+    assert torch.equal(got["weight"], TENSORS["weight"])
