@@ -170,3 +170,46 @@ def test_prediction_under_bf16_autocast_keeps_the_sums_in_fp32():
         reference, _ = model.forward_packed(buckets)
     assert predicted.dtype == reference.dtype == torch.float32
     assert torch.equal(predicted, reference.detach())
+
+
+@pytest.mark.parametrize("capability,expected", [
+    ("AVX512", {5: 5, 7: 7, 8: 16, 15: 16, 16: 16, 23: 23, 24: 32, 47: 48}),
+    ("AVX2", {3: 3, 4: 8, 7: 8, 8: 8, 11: 11, 12: 16, 23: 24}),
+    ("DEFAULT", {7: 7, 23: 23, 47: 47}),
+])
+def test_attention_length_pads_to_the_vector_width_from_half_a_width(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    attention = BertModel(TINY).eval().layers[0].attention
+    assert {seq: attention.attention_length(seq, torch.device("cpu")) for seq in expected} == expected
+    assert attention.attention_length(47, torch.device("cuda")) == 47  # not the CPU's kernel
+    attention.train()  # the CPU's math path with dropout pays for padding: kept
+    assert attention.attention_length(47, torch.device("cpu")) == 47
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_longer_attention_lengths_change_no_state(monkeypatch, grad):
+    """Windows padded further for attention (masked keys, dropped queries) give the states
+    and gradients of their own lengths, whatever the CPU's vector width."""
+    from spacy_bert_cls.pytorch.attention import SelfAttention
+
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    buckets = _buckets("three buckets")
+    results = []
+    for extra in (0, 5, 13):
+        monkeypatch.setattr(SelfAttention, "attention_length", lambda self, seq, device, extra=extra: seq + extra)
+        model.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(grad):
+            states, layout = model.forward_packed(buckets)
+            assert [g.seq for g in layout.groups] == [seq + extra for seq in (4, 6, 9)]
+            if grad:
+                states.square().sum().backward()
+        results.append((states.detach(), [p.grad.to_dense().clone() if p.grad is not None and p.grad.is_sparse
+                                          else (p.grad.clone() if p.grad is not None else None)
+                                          for p in model.parameters()]))
+    for states, grads in results[1:]:
+        torch.testing.assert_close(states, results[0][0], rtol=1e-5, atol=1e-5)
+        for got, want in zip(grads, results[0][1]):
+            assert (got is None) == (want is None)
+            if got is not None:
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
