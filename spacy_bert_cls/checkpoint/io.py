@@ -2,6 +2,7 @@
 import ctypes
 import errno
 import json
+import math
 import os
 # pickle: only for pickle.UnpicklingError; nothing here unpickles (torch.load has weights_only=True).
 import pickle  # nosec B403
@@ -100,9 +101,7 @@ def _views(data: memoryview) -> Dict[str, torch.Tensor]:
         for name, entry in header.items():
             dtype, shape = _SAFETENSORS_DTYPES[entry["dtype"]], [int(n) for n in entry["shape"]]
             start, end = (int(n) for n in entry["data_offsets"])
-            numel = 1
-            for n in shape:
-                numel *= n
+            numel = math.prod(shape)
             if not 0 <= start <= end <= len(body) or end - start != numel * dtype.itemsize:
                 raise ValueError(f"{name}: offsets do not match its shape")
             views[name] = (torch.frombuffer(body[start:end], dtype=dtype).view(shape) if numel
