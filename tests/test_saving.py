@@ -122,3 +122,22 @@ def test_killed_export_leaves_one_whole_folder(two_pipelines, tmp_path):
                          seed=1, max_delay=0.3, check=load_bert_checkpoint)
     assert outcome["broken"] == 0, outcome["errors"]
     assert len(tiny_vocab()) == load_bert_checkpoint(target)[0].vocab_size
+
+
+def test_damaged_encoder_weights_are_a_one_line_value_error(two_pipelines, tmp_path):
+    """A pipeline whose bert weights no longer parse: a ValueError that says which file and
+    what to do (the commands print it as one line), not safetensors' own exception type."""
+    import srsly
+
+    two_pipelines[0].to_disk(tmp_path / "p")
+    path = tmp_path / "p" / "bert" / "model"
+    model = srsly.msgpack_loads(path.read_bytes())
+    node = next(node for node in model["shims"] if node)
+    shim = srsly.msgpack_loads(node[0])
+    ours = srsly.msgpack_loads(shim["state"])
+    ours["weights"] = ours["weights"][:8] + b"not json" + ours["weights"][16:]
+    shim["state"] = srsly.msgpack_dumps(ours)
+    node[0] = srsly.msgpack_dumps(shim)
+    path.write_bytes(srsly.msgpack_dumps(model))
+    with pytest.raises(ValueError, match="saved weights .* are damaged: .*Copy the pipeline again"):
+        spacy.load(tmp_path / "p")

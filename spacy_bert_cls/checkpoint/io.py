@@ -78,12 +78,12 @@ def tensor_views(data: bytes) -> Dict[str, torch.Tensor]:
     MiB peak for MiniLM). Bytes that are not well-formed safetensors go to that loader,
     whose errors say what is wrong; so does everything on a big-endian machine (safetensors
     stores little-endian, and its loader swaps the bytes)."""
-    if not _LITTLE_ENDIAN:
-        return load_safetensors(data)
-    try:
-        return _views(memoryview(data))
-    except (ValueError, KeyError, TypeError, struct.error):
-        return load_safetensors(data)
+    if _LITTLE_ENDIAN:
+        try:
+            return _views(memoryview(data))
+        except (ValueError, KeyError, TypeError, struct.error):
+            pass  # not chained to safetensors' own error below: that one says what is wrong
+    return load_safetensors(data)
 
 
 def _views(data: memoryview) -> Dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import srsly
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save as save_safetensors
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, torch2xp, xp2torch
 from thinc.util import get_torch_default_device
@@ -387,7 +388,11 @@ def deserialize_encoder(module: Optional[WindowedBert], data: bytes, device) -> 
         module = WindowedBert(BertModel(config), mixed_precision=getattr(module, "mixed_precision", False),
                               inference_dtype=getattr(module, "inference_dtype", "float32"),
                               max_batch_pieces=getattr(module, "max_batch_pieces", 8192))
-    state = tensor_views(msg["weights"])
+    try:
+        state = tensor_views(msg["weights"])
+    except SafetensorError as err:
+        raise ValueError(f"a bert component's saved weights (the `model` file in its folder) are damaged: {err}. "
+                         "Copy the pipeline again, or train it again") from None
     prefix = "calibration."
     ranges = {k[len(prefix):].replace("__", "."): v for k, v in state.items() if k.startswith(prefix)}
     settings = msg.get("int8") or {}
