@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_bert_cls.decoding import TagScheme, decode_batch
+from spacy_bert_cls.decoding import TagScheme, decode_batch, path_spans
 from spacy_bert_cls.tags import tags_to_spans
 
 
@@ -128,3 +128,42 @@ def test_scaled_recursions_equal_the_log_space_ones(scheme_name):
         finite = read & numpy.isfinite(exact)
         assert (numpy.isfinite(scaled)[read] == finite[read]).all()
         assert numpy.allclose(scaled[finite], exact[finite], atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scheme_name=st.sampled_from(["BILUO", "BIO"]),
+       rows=st.lists(st.lists(st.integers(0, 8), max_size=12), min_size=1, max_size=5))
+def test_path_spans_equal_tags_to_spans(scheme_name, rows):
+    """The spans read off tag-id arrays are tags_to_spans' of the tag strings, for any tag
+    sequence (valid or not), with padding past each row's length never read."""
+    scheme = TagScheme(["A", "B"] if scheme_name == "BILUO" else ["A", "B", "C", "D"], scheme_name)
+    assert len(scheme.tags) == 9
+    n = numpy.array([len(r) for r in rows])
+    paths = numpy.full((len(rows), max(1, n.max())), 3)  # padding: an entity tag, never read
+    for b, r in enumerate(rows):
+        paths[b, :len(r)] = r
+    assert path_spans(paths, n, scheme) == [tags_to_spans([scheme.tags[i] for i in r]) for r in rows]
+
+
+@pytest.mark.parametrize("scheme_name", ["BILUO", "BIO"])
+def test_viterbi_runs_only_where_the_best_tags_are_invalid(scheme_name):
+    """Where every token's most probable tag already makes a valid sequence, decoding keeps
+    it without Viterbi; either way the spans are those of Viterbi over every doc."""
+    from spacy_bert_cls.decoding import _valid_paths, _viterbi
+
+    scheme = TagScheme(["PER", "LOC", "ORG"], scheme_name)
+    rng = numpy.random.default_rng(2)
+    n = rng.integers(1, 30, size=200)
+    lp = numpy.full((len(n), int(n.max()), len(scheme.tags)), -numpy.inf)
+    for b, m in enumerate(n):
+        logits = rng.normal(0, 1, (m, len(scheme.tags)))
+        logits[:, 0] += rng.uniform(0, 6)  # O most probable, more or less: valid and invalid best tags
+        lp[b, :m] = logits - numpy.logaddexp.reduce(logits, axis=1, keepdims=True)
+    best = lp.argmax(axis=2)
+    valid = _valid_paths(best, n, scheme)
+    assert 20 < valid.sum() < len(n) - 20
+    full = _viterbi(lp, n, scheme)
+    for b in numpy.flatnonzero(valid):
+        assert (full[b, :n[b]] == best[b, :n[b]]).all()
+    decoded = decode_batch([lp[b, :m] for b, m in enumerate(n)], scheme)
+    assert [[e[:3] for e in doc] for doc in decoded] == path_spans(full, n, scheme)
