@@ -1,9 +1,9 @@
 """int8 and bf16 inference, and the fp32 matmul backend: outputs agree with fp32 within stated
 tolerances, and quantized pipelines save, load and package like any other."""
+import copy
 import subprocess
 import sys
 
-import numpy
 import pytest
 import spacy
 import torch
@@ -82,11 +82,51 @@ def test_quantized_encoder_shares_tensors_and_keeps_fidelity(bert):
     ranges = activation_ranges(bert, batches)
     assert set(ranges) == set(quantizable_layers(bert))
     q = quantize_bert(bert, ranges, alpha=0.8)
-    # The embeddings and LayerNorms are the fp32 model's own tensors, not copies.
+    # The embeddings are the fp32 model's own tensors, not copies.
     assert q.embeddings.piece_embeddings.weight.data_ptr() == bert.embeddings.piece_embeddings.weight.data_ptr()
     assert all(isinstance(q.get_submodule(n), Int8Linear) for n in quantizable_layers(bert))
     assert isinstance(bert.get_submodule(quantizable_layers(bert)[0]), torch.nn.Linear)  # the original is untouched
     assert fidelity(bert, q, batches)["mean_cosine"] > INT8_MODEL_COSINE
+
+
+@pytest.mark.parametrize("fp32_layers", [(), ("layers.0.attention.qkv", "layers.1.ffn.intermediate"),
+                                         ("layers.0.attention.output", "layers.1.ffn.output")])
+def test_smoothing_folded_into_layer_norms_and_values_changes_nothing(bert, fp32_layers):
+    """quantize_bert divides the inputs of qkv, attention output and intermediate inside the
+    LayerNorms and value rows before them: the same states as each Int8Linear dividing its
+    own input per call, up to float rounding (which may move an activation by one int8 step)."""
+    bert = copy.deepcopy(bert)
+    with torch.no_grad():  # outlier channels (as BERT's), for scales far from 1 where they are
+        width = bert.config.hidden_size
+        for module in bert.modules():  # biases as trained ones are, not init's zeros
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.Linear)):
+                module.bias.normal_(0, 0.3)
+        bert.embeddings.layer_norm.weight[3] *= 20
+        for layer in bert.layers:
+            layer.attention_norm.weight[5] *= 20
+            layer.ffn_norm.weight[9] *= 20
+            layer.attention.qkv.weight[2 * width + 7] *= 20  # a value channel: the attention output's input
+    batches = _batches(120)
+    ranges = activation_ranges(bert, batches)
+    scales = [quantized.smoothing_scales(bert.get_submodule(n), ranges[n], 0.8) for n in quantizable_layers(bert)]
+    assert all(float(s.max() / s.min()) > 5 for s in scales), [float(s.max() / s.min()) for s in scales]
+    per_call = quantized._shallow_copy(bert)
+    for name in quantizable_layers(bert):
+        if name not in fp32_layers:
+            linear = bert.get_submodule(name)
+            quantized._replace(per_call, name, Int8Linear(linear, quantized.smoothing_scales(linear, ranges[name], 0.8)))
+    folded = quantize_bert(bert, ranges, alpha=0.8, fp32_layers=fp32_layers)
+    divided = [n for n in quantizable_layers(bert) if isinstance(folded.get_submodule(n), Int8Linear)
+               and folded.get_submodule(n).inverse_smooth is None]
+    assert divided == [n for n in quantizable_layers(bert) if n not in fp32_layers and not n.endswith("ffn.output")]
+    with torch.no_grad():
+        for ids, mask in batches:
+            a, b = per_call(ids, mask), folded(ids, mask)
+            assert F.cosine_similarity(a[mask], b[mask], dim=-1).min() > 0.999
+            assert float((a - b)[mask].abs().max()) < 0.02 * float(a[mask].abs().max())
+        layout_states, _ = folded.forward_packed([(ids, mask) for ids, mask in batches[:2]])
+        expected = torch.cat([per_call(ids, mask)[mask] for ids, mask in batches[:2]])
+        assert F.cosine_similarity(layout_states, expected, dim=-1).min() > 0.999
 
 
 def test_calibration_keeps_the_most_sensitive_layers_in_fp32(bert):
