@@ -24,7 +24,11 @@ def activation(name: str) -> nn.Module:
 
 
 def activate_in_place(activation: nn.Module, x: Tensor) -> Tensor:
-    """`activation(x)` written over x (without autograd only)."""
+    """`activation(x)` written over x (without autograd only). A module of another kind
+    that can write over its input says so with an `in_place(x)` method (int8's, see
+    quantized.py)."""
+    if hasattr(activation, "in_place"):
+        return activation.in_place(x)
     if isinstance(activation, nn.GELU):
         return torch.ops.aten.gelu_(x, approximate=activation.approximate)
     if isinstance(activation, nn.ReLU):
