@@ -196,10 +196,9 @@ def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha
         _fold_smoothing(quantized, linears, scales, i)
     for name, linear in linears.items():
         if name not in fp32_layers:
-            linear = Int8Linear(linear, scales.get(name), input_divided=True)
-        elif linear is bert.get_submodule(name):
-            continue
-        _replace(quantized, name, linear)
+            _replace(quantized, name, Int8Linear(linear, scales.get(name), input_divided=True))
+        elif linear is not bert.get_submodule(name):  # an fp32 qkv with its value rows divided
+            _replace(quantized, name, linear)
     return quantized
 
 
