@@ -20,8 +20,10 @@ wnut17` (6-layer MiniLM, bert_textcat and bert_ner); either may be left out. For
    written as a checkpoint), by the accuracy benchmark's own run (run_spacy ours, same config
    and budget) for the same number of steps.
 4. the test split's accuracy / entity F of each (benchmarks/accuracy/score.py's functions), and
-   nlp.pipe words/s on the test texts of teacher, student and int8 student in this process,
-   in interleaved rounds after a warm-up (the median of --rounds).
+   nlp.pipe words/s on the test texts of teacher, student and int8 student in interleaved
+   rounds after a warm-up (the median of --rounds), in a child process that loads the three
+   and does nothing else first (--retime's): in the process that had just distilled and
+   calibrated, the int8 student ran 10-20% slower than in a fresh one (docs/distillation.md).
 
 Writes OUT/distill-<time>.json and prints a table with the issue's targets: student within
 1.0 point of the teacher's accuracy and 2.0 of its entity F, >= 1.8x its words/s, int8 >= 3x.
@@ -33,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -169,7 +172,7 @@ def run_dataset(dataset: str, teacher: Path, args: argparse.Namespace, out: Path
               "distill_seconds": round(distill_seconds, 1),
               "distillation": pipelines["student"].meta["spacy_bert_cls"]["distillation"],
               "score": {name: round(test_score(nlp, data), 4) for name, nlp in pipelines.items()},
-              "words_per_second_rounds": words_per_second(pipelines, data, args.rounds),
+              "words_per_second_rounds": fresh_process_rounds(dataset, teacher, args, out),
               "int8_engines": quantized.chosen_int8_engines()}
     result["words_per_second"] = {name: statistics.median(values)
                                   for name, values in result["words_per_second_rounds"].items()}
@@ -200,20 +203,35 @@ def show(results: List[dict]) -> None:
 
 def retime(teachers: Dict[str, Path], args: argparse.Namespace) -> int:
     """words/s of each teacher, its student and int8 student from an earlier run's --out, in
-    a process that did nothing else first (a run's own timing follows its distillation,
-    calibration and direct fine-tune in the same process)."""
+    a process that did nothing else first (a run times its pipelines this way too, in a child:
+    fresh_process_rounds). With --rounds-json, the rounds by data set are also written there."""
     import spacy
 
+    by_dataset = {}
     for dataset, teacher in teachers.items():
         folder = args.out / dataset
         pipelines = {"teacher": spacy.load(teacher), "student": spacy.load(folder / "model-last"),
                      "int8_student": spacy.load(folder / "student-int8")}
-        rounds = words_per_second(pipelines, prepared(args.data, dataset), args.rounds)
+        rounds = by_dataset[dataset] = words_per_second(pipelines, prepared(args.data, dataset), args.rounds)
         median = {name: statistics.median(values) for name, values in rounds.items()}
         print(f"{dataset}: " + ", ".join(f"{name} {median[name]:,.0f} words/s ({median[name] / median['teacher']:.2f}x)"
                                          for name in rounds))
         print(f"  each round: {json.dumps(rounds)}")
+    if args.rounds_json:
+        args.rounds_json.write_text(json.dumps(by_dataset), encoding="utf8")
     return 0
+
+
+def fresh_process_rounds(dataset: str, teacher: Path, args: argparse.Namespace, out: Path) -> Dict[str, List[float]]:
+    """words_per_second's rounds for the teacher and the students in `out`, timed by --retime in
+    a child process."""
+    flag = "--" + DATASETS[dataset].replace("_", "-")
+    with tempfile.TemporaryDirectory(prefix="distill-timing-") as tmp:
+        result = Path(tmp) / "rounds.json"
+        subprocess.run([sys.executable, "-m", "benchmarks.distill", "--retime", flag, str(teacher), "--out", str(out),
+                        "--data", str(args.data), "--rounds", str(args.rounds), "--threads", str(args.threads),
+                        "--rounds-json", str(result)], check=True, cwd=str(ROOT))
+        return json.loads(result.read_text(encoding="utf8"))[dataset]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -238,6 +256,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "distill")
     parser.add_argument("--retime", action="store_true",
                         help="only time the pipelines an earlier run left in --out, in this fresh process")
+    parser.add_argument("--rounds-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     teachers = {ds: getattr(args, attr) for ds, attr in DATASETS.items() if getattr(args, attr)}
     if not teachers:
