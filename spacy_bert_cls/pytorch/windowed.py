@@ -154,10 +154,14 @@ class WindowedBert(nn.Module):
         autocast = self.mixed_precision
         bert = self.bert
         if not self.training and not torch.is_grad_enabled():
-            # Prediction: the inference dtype's path.
+            # Prediction: the inference dtype's path. The int8 and oneDNN copies are CPU paths
+            # with their own precision: mixed_precision's autocast would hand their layers
+            # bf16 activations (int8 then failed on the dtypes).
             bert = self.inference_bert()
             if self.inference_dtype == "bfloat16":
                 autocast, low = True, torch.bfloat16
+            elif bert is not self.bert:
+                autocast = False
         # Training: the piece embeddings' gradient as the rows looked up (a few thousand of
         # 30,522), not a fresh zeroed [vocab, hidden] matrix a step (BertShim steps it on a
         # buffer it keeps); not under fp16 on CUDA, whose gradient scaler (thinc's) unscales

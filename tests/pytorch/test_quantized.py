@@ -232,6 +232,17 @@ def test_quantized_pipeline_agrees_with_fp32_and_round_trips(trained, tmp_path, 
         assert windowed.int8_ranges() and set(windowed.int8_settings) == {"alpha", "fp32_layers"}
 
 
+def test_int8_of_a_mixed_precision_pipeline_predicts_as_without_it(trained, tmp_path):
+    """mixed_precision (bf16 autocast on the CPU) is a training setting; the int8 copy runs in its
+    own precision (autocast handed its layers bf16 activations, and prediction failed)."""
+    folder, data = trained
+    quantize_pipeline(folder, tmp_path / "int8", dtype="int8", data=data)
+    plain = spacy.load(tmp_path / "int8")
+    mixed = spacy.load(tmp_path / "int8")
+    get_bert_shim(mixed.get_pipe("bert").model).windowed.mixed_precision = True
+    assert _predict(mixed) == _predict(plain)
+
+
 def test_int8_without_calibration_and_back_to_fp32(trained, tmp_path):
     folder, _ = trained
     reference = _predict(spacy.load(folder))
