@@ -228,8 +228,9 @@ def fresh_process_rounds(dataset: str, teacher: Path, args: argparse.Namespace, 
     flag = "--" + DATASETS[dataset].replace("_", "-")
     with tempfile.TemporaryDirectory(prefix="distill-timing-") as tmp:
         result = Path(tmp) / "rounds.json"
-        subprocess.run([sys.executable, "-m", "benchmarks.distill", "--retime", flag, str(teacher), "--out", str(out),
-                        "--data", str(args.data), "--rounds", str(args.rounds), "--threads", str(args.threads),
+        paths = [str(Path(path).resolve()) for path in (teacher, out, args.data)]  # the child runs in ROOT
+        subprocess.run([sys.executable, "-m", "benchmarks.distill", "--retime", flag, paths[0], "--out", paths[1],
+                        "--data", paths[2], "--rounds", str(args.rounds), "--threads", str(args.threads),
                         "--rounds-json", str(result)], check=True, cwd=str(ROOT))
         return json.loads(result.read_text(encoding="utf8"))[dataset]
 

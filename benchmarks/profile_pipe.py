@@ -33,8 +33,9 @@ STAGES: List[Tuple[str, Tuple[str, ...]]] = [
     ("encoder: linear layers (matmuls)", ("Linear.forward (", "Int8Linear.forward", "OneDNNLinear.forward")),
     ("encoder: attention (scaled_dot_product_attention)", ("SelfAttention._heads", "SelfAttention.attend")),
     ("encoder: packing (gathers to and from the padded layout)", ("packing.py", "SelfAttention.forward_packed")),
-    ("encoder: GELU", ("GELU.forward",)),
-    ("encoder: LayerNorm, residual adds", ("EncoderLayer._residuals", "layer_norm")),
+    # Prediction's GELU runs in place, from activate_in_place (no GELU.forward frame).
+    ("encoder: GELU", ("GELU.forward", "activate_in_place")),
+    ("encoder: LayerNorm, residual adds", ("EncoderLayer._residuals", "_SmoothedLayer._residuals", "layer_norm")),
     ("encoder: embeddings", ("BertEmbeddings.forward",)),
     ("window planning, bucket tensors", ("plan_for", "bucket_tensors", "windows.py")),
     ("word pieces (tokenizers) and alignment", ("piece_encoder_forward",)),

@@ -131,7 +131,8 @@ class OneDNNLinear(nn.Module):
 
 def _shallow_copy(bert: BertModel) -> BertModel:
     """A copy of the module tree in eval mode that shares every tensor with `bert` (so the
-    embeddings and LayerNorms are not duplicated); its layers can then be replaced."""
+    embeddings are not duplicated); its layers can then be replaced (quantize_bert's replaced
+    LayerNorms and value-divided qkv are copies)."""
     memo = {id(t): t for t in list(bert.parameters()) + list(bert.buffers())}
     return copy.deepcopy(bert, memo).eval()
 
@@ -199,21 +200,22 @@ def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha
             _replace(quantized, name, Int8Linear(linear, scales.get(name), input_divided=True))
         elif linear is not bert.get_submodule(name):  # an fp32 qkv with its value rows divided
             _replace(quantized, name, linear)
-    return quantized
+    return quantized.eval()
 
 
 def _fold_smoothing(quantized: BertModel, linears: Dict[str, nn.Linear], scales: Dict[str, Tensor], i: int) -> None:
-    """SmoothQuant's division of the inputs of layer i's qkv, attention output and intermediate
-    layers, folded into what computes those inputs (a per-call multiply of a [pieces, width]
-    matrix each, 9% of an int8 pipeline's time): in `quantized` (a _shallow_copy) and, for the
-    linear layers still to be made, in `linears` (by name).
+    """SmoothQuant's division of the inputs of layer i's four linear layers, folded into what
+    computes those inputs (it was a per-call multiply of a [pieces, width] matrix each, 9% of
+    an int8 pipeline's time): in `quantized` (a _shallow_copy) and, for the linear layers still
+    to be made, in `linears` (by name).
 
     - The attention output's input is linear in the values: its scales divide the value rows
       of the layer's qkv projection.
     - qkv's and intermediate's inputs are LayerNorm outputs that also feed a residual sum (BERT
-      is post-norm): their scales divide the weight and bias of that LayerNorm (the
-      embeddings' for layer 0, the previous layer's ffn_norm, attention_norm), and the sum
-      multiplies the residual back (_SmoothedLayer), in the multiply-add that was an add.
+      is post-norm): their scales divide the weight and bias of that LayerNorm (before qkv:
+      the embeddings' for layer 0, else the previous layer's ffn_norm; before intermediate:
+      attention_norm), and the sum multiplies the residual back (_SmoothedLayer), in the
+      multiply-add that was an add.
     - The feed-forward output's input is GELU's, which no scale passes: the division follows
       the activation, written over its output (_DividedActivation).
     """
@@ -273,7 +275,9 @@ class _DividedActivation(nn.Module):
 class _SmoothedLayer(nn.Module):
     """An encoder layer for int8 prediction whose input and attention-norm output arrive
     divided by the SmoothQuant scales of the layers they feed (qkv, intermediate; None:
-    undivided): the residual sums multiply them back. Otherwise EncoderLayer's prediction."""
+    undivided): the residual sums multiply them back. Otherwise what EncoderLayer does in
+    prediction (sums written over the sublayers' outputs, no dropout), with or without
+    autograd: the int8 copy only predicts."""
 
     def __init__(self, layer: nn.Module, input_scale: Optional[Tensor], hidden_scale: Optional[Tensor]) -> None:
         super().__init__()
@@ -289,12 +293,15 @@ class _SmoothedLayer(nn.Module):
         return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
 
     def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
-        hidden = self.attention_norm(_residual_sum(attended, hidden, self.input_scale))
-        return self.ffn_norm(_residual_sum(self.ffn(hidden), hidden, self.hidden_scale))
+        hidden = self.attention_norm(_scaled_residual_sum(attended, hidden, self.input_scale))
+        return self.ffn_norm(_scaled_residual_sum(self.ffn(hidden), hidden, self.hidden_scale))
 
 
-def _residual_sum(fresh: Tensor, residual: Tensor, scale: Optional[Tensor]) -> Tensor:
-    """fresh + residual * scale (scale None: 1), written over `fresh` (a sublayer's output)."""
+def _scaled_residual_sum(fresh: Tensor, residual: Tensor, scale: Optional[Tensor]) -> Tensor:
+    """fresh + residual * scale (scale None: 1), written over `fresh` (a sublayer's output)
+    where it has the sum's dtype, as layer._residual_sum."""
+    if fresh.dtype != residual.dtype:
+        return fresh + (residual if scale is None else residual * scale)
     return fresh.add_(residual) if scale is None else fresh.addcmul_(residual, scale)
 
 
