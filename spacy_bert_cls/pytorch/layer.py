@@ -82,15 +82,18 @@ class EncoderLayer(nn.Module):
             # Prediction: each sum written over its sublayer's fresh output, the same numbers
             # with two [pieces, hidden] matrices less a layer to allocate; not where autocast
             # gives the sublayer a lower dtype than the residual's (the sum is made in fp32).
-            hidden = self.attention_norm(_residual_sum(attended, hidden))
-            return self.ffn_norm(_residual_sum(self.ffn(hidden), hidden))
+            hidden = self.attention_norm(residual_sum(attended, hidden))
+            return self.ffn_norm(residual_sum(self.ffn(hidden), hidden))
         attended = dropout(attended, self.dropout_prob, self.training)
         hidden = self.attention_norm(hidden + attended)
         transformed = dropout(self.ffn(hidden), self.dropout_prob, self.training)
         return self.ffn_norm(hidden + transformed)
 
 
-def _residual_sum(fresh: Tensor, residual: Tensor) -> Tensor:
-    """fresh + residual, written over `fresh` (a sublayer's output, read by nothing else)
-    where it has the sum's dtype."""
-    return fresh.add_(residual) if fresh.dtype == residual.dtype else fresh + residual
+def residual_sum(fresh: Tensor, residual: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    """fresh + residual * scale (scale None: 1; a per-channel scale is int8's, see
+    quantized.py), written over `fresh` (a sublayer's output, read by nothing else) where it
+    has the sum's dtype."""
+    if fresh.dtype != residual.dtype:
+        return fresh + (residual if scale is None else residual * scale)
+    return fresh.add_(residual) if scale is None else fresh.addcmul_(residual, scale)

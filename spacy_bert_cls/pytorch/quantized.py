@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encoder import BertModel
-from .layer import activate_in_place
+from .layer import activate_in_place, residual_sum
 
 logger = logging.getLogger("spacy_bert_cls")
 
@@ -293,16 +293,8 @@ class _SmoothedLayer(nn.Module):
         return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
 
     def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
-        hidden = self.attention_norm(_scaled_residual_sum(attended, hidden, self.input_scale))
-        return self.ffn_norm(_scaled_residual_sum(self.ffn(hidden), hidden, self.hidden_scale))
-
-
-def _scaled_residual_sum(fresh: Tensor, residual: Tensor, scale: Optional[Tensor]) -> Tensor:
-    """fresh + residual * scale (scale None: 1), written over `fresh` (a sublayer's output)
-    where it has the sum's dtype, as layer._residual_sum."""
-    if fresh.dtype != residual.dtype:
-        return fresh + (residual if scale is None else residual * scale)
-    return fresh.add_(residual) if scale is None else fresh.addcmul_(residual, scale)
+        hidden = self.attention_norm(residual_sum(attended, hidden, self.input_scale))
+        return self.ffn_norm(residual_sum(self.ffn(hidden), hidden, self.hidden_scale))
 
 
 @torch.no_grad()
