@@ -81,27 +81,23 @@ class Int8Linear(nn.Module):
     """y = x W^T + b with W in int8 (per output channel) and x quantized per call.
 
     linear (nn.Linear): the fp32 layer (its weights are copied, not kept).
-    smooth (Tensor[in_features] or None): SmoothQuant's per-input-channel scales s.
-    input_divided (bool): the input arrives divided by s already (quantize_bert folds the
-        division into what computes it): only the weights are multiplied here.
+    smooth (Tensor[in_features] or None): SmoothQuant's per-input-channel scales s, which
+        multiply the weights' columns: the input must arrive divided by s (quantize_bert
+        folds that division into what computes it).
     """
 
-    def __init__(self, linear: nn.Linear, smooth: Optional[Tensor] = None, *, input_divided: bool = False) -> None:
+    def __init__(self, linear: nn.Linear, smooth: Optional[Tensor] = None) -> None:
         super().__init__()
         engine = int8_engine(linear)
         weight = linear.weight.detach().float()
         if smooth is not None:
             weight = weight * smooth[None, :]
-        inverse = (1.0 / smooth).float() if smooth is not None and not input_divided else None
-        self.register_buffer("inverse_smooth", inverse, persistent=False)
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self._packed = _packed_weight(weight, bias, engine)
         self.out_features = weight.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (Tensor[..., in]) -> Tensor[..., out], fp32"""
-        if self.inverse_smooth is not None:
-            x = x * self.inverse_smooth
+        """x (Tensor[..., in], divided by `smooth`) -> Tensor[..., out], fp32"""
         shape = x.shape
         # reduce_range=False: the full 8-bit range for the activations (7-bit halves their
         # resolution and cost 0.027 of mean cosine on MiniLM).
@@ -197,7 +193,7 @@ def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha
         _fold_smoothing(quantized, linears, scales, i)
     for name, linear in linears.items():
         if name not in fp32_layers:
-            _replace(quantized, name, Int8Linear(linear, scales.get(name), input_divided=True))
+            _replace(quantized, name, Int8Linear(linear, scales.get(name)))
         elif linear is not bert.get_submodule(name):  # an fp32 qkv with its value rows divided
             _replace(quantized, name, linear)
     return quantized.eval()
