@@ -16,7 +16,7 @@ calibrated on training text 0.995; + the most sensitive layers kept in fp32 0.99
   quantize. The division is folded into what computes each input: the LayerNorm before
   qkv and intermediate (BERT is post-norm, so the residual sum multiplies the LayerNorm's
   output back), the value rows for the attention output, and for the feed-forward output a
-  division written over GELU's output (see _fold_smoothing);
+  division written over GELU's output (smoothing.py);
 - the layers whose quantization costs most (measured one at a time on calibration text)
   stay in fp32, until the mean cosine reaches 0.993. On MiniLM that is one layer (the first
   FFN output): rotten_tomatoes accuracy +0.28 and wnut17 entity F -0.21 points against fp32,
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encoder import BertModel
-from .layer import activate_in_place, residual_sum
+from .smoothing import fold_smoothing, smoothing_scales
 
 logger = logging.getLogger("spacy_bert_cls")
 
@@ -169,13 +169,6 @@ def activation_ranges(bert: BertModel, batches: Iterable[Batch]) -> Dict[str, Te
     return ranges
 
 
-def smoothing_scales(linear: nn.Linear, amax: Tensor, alpha: float) -> Tensor:
-    """SmoothQuant's s_j = amax(x_j)^alpha / amax(W_:,j)^(1 - alpha), kept in a sane range."""
-    weight_max = linear.weight.detach().abs().amax(dim=0).float().clamp(min=1e-5)
-    scales = amax.clamp(min=1e-5).pow(alpha) / weight_max.pow(1.0 - alpha)
-    return scales.clamp(min=1e-4, max=1e4)
-
-
 def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha: float = 0.8,
                   fp32_layers: Sequence[str] = ()) -> BertModel:
     """A copy of `bert` for inference with its linear layers in int8.
@@ -189,108 +182,13 @@ def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha
     scales = {name: smoothing_scales(bert.get_submodule(name), ranges[name], alpha)
               for name in quantizable_layers(bert) if ranges and name in ranges and name not in fp32_layers}
     linears = {name: bert.get_submodule(name) for name in quantizable_layers(bert)}
-    for i in range(len(bert.layers)):
-        _fold_smoothing(quantized, linears, scales, i)
+    fold_smoothing(quantized, linears, scales)
     for name, linear in linears.items():
         if name not in fp32_layers:
             _replace(quantized, name, Int8Linear(linear, scales.get(name)))
         elif linear is not bert.get_submodule(name):  # an fp32 qkv with its value rows divided
             _replace(quantized, name, linear)
     return quantized.eval()
-
-
-def _fold_smoothing(quantized: BertModel, linears: Dict[str, nn.Linear], scales: Dict[str, Tensor], i: int) -> None:
-    """SmoothQuant's division of the inputs of layer i's four linear layers, folded into what
-    computes those inputs (it was a per-call multiply of a [pieces, width] matrix each, 9% of
-    an int8 pipeline's time): in `quantized` (a _shallow_copy) and, for the linear layers still
-    to be made, in `linears` (by name).
-
-    - The attention output's input is linear in the values: its scales divide the value rows
-      of the layer's qkv projection.
-    - qkv's and intermediate's inputs are LayerNorm outputs that also feed a residual sum (BERT
-      is post-norm): their scales divide the weight and bias of that LayerNorm (before qkv:
-      the embeddings' for layer 0, else the previous layer's ffn_norm; before intermediate:
-      attention_norm), and the sum multiplies the residual back (_SmoothedLayer), in the
-      multiply-add that was an add.
-    - The feed-forward output's input is GELU's, which no scale passes: the division follows
-      the activation, written over its output (_DividedActivation).
-    """
-    prefix = f"layers.{i}."
-    if prefix + "attention.output" in scales:
-        linears[prefix + "attention.qkv"] = _values_divided(linears[prefix + "attention.qkv"],
-                                                            scales[prefix + "attention.output"])
-    layer = quantized.layers[i]
-    if prefix + "ffn.output" in scales:
-        layer.ffn.activation = _DividedActivation(layer.ffn.activation, scales[prefix + "ffn.output"])
-    qkv_scale, inner_scale = scales.get(prefix + "attention.qkv"), scales.get(prefix + "ffn.intermediate")
-    if qkv_scale is None and inner_scale is None:
-        return
-    if qkv_scale is not None:
-        before = "embeddings.layer_norm" if i == 0 else f"layers.{i - 1}.ffn_norm"
-        _replace(quantized, before, _norm_divided(quantized.get_submodule(before), qkv_scale))
-    if inner_scale is not None:
-        layer.attention_norm = _norm_divided(layer.attention_norm, inner_scale)
-    quantized.layers[i] = _SmoothedLayer(layer, qkv_scale, inner_scale)
-
-
-def _values_divided(qkv: nn.Linear, scale: Tensor) -> nn.Linear:
-    """A copy of the fused query/key/value projection with the value rows divided by `scale`."""
-    width = qkv.out_features // 3
-    divided = copy.deepcopy(qkv)
-    with torch.no_grad():
-        divided.weight[2 * width:] /= scale[:, None]
-        divided.bias[2 * width:] /= scale
-    return divided
-
-
-def _norm_divided(norm: nn.LayerNorm, scale: Tensor) -> nn.LayerNorm:
-    """A copy of `norm` whose output is divided by `scale` (per channel)."""
-    divided = copy.deepcopy(norm)
-    with torch.no_grad():
-        divided.weight /= scale
-        divided.bias /= scale
-    return divided
-
-
-class _DividedActivation(nn.Module):
-    """The feed-forward activation, then a per-channel division (the output layer's smoothing
-    scales); in prediction written over the activation's input (layer.activate_in_place)."""
-
-    def __init__(self, activation: nn.Module, scale: Tensor) -> None:
-        super().__init__()
-        self.activation = activation
-        self.register_buffer("inverse", (1.0 / scale).float(), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(x) * self.inverse
-
-    def in_place(self, x: Tensor) -> Tensor:
-        return activate_in_place(self.activation, x).mul_(self.inverse)
-
-
-class _SmoothedLayer(nn.Module):
-    """An encoder layer for int8 prediction whose input and attention-norm output arrive
-    divided by the SmoothQuant scales of the layers they feed (qkv, intermediate; None:
-    undivided): the residual sums multiply them back. Otherwise what EncoderLayer does in
-    prediction (sums written over the sublayers' outputs, no dropout), with or without
-    autograd: the int8 copy only predicts."""
-
-    def __init__(self, layer: nn.Module, input_scale: Optional[Tensor], hidden_scale: Optional[Tensor]) -> None:
-        super().__init__()
-        self.attention, self.attention_norm = layer.attention, layer.attention_norm
-        self.ffn, self.ffn_norm = layer.ffn, layer.ffn_norm
-        self.register_buffer("input_scale", input_scale, persistent=False)
-        self.register_buffer("hidden_scale", hidden_scale, persistent=False)
-
-    def forward(self, hidden: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
-        return self._residuals(hidden, self.attention(hidden, attention_mask))
-
-    def forward_packed(self, hidden: Tensor, layout) -> Tensor:
-        return self._residuals(hidden, self.attention.forward_packed(hidden, layout))
-
-    def _residuals(self, hidden: Tensor, attended: Tensor) -> Tensor:
-        hidden = self.attention_norm(residual_sum(attended, hidden, self.input_scale))
-        return self.ffn_norm(residual_sum(self.ffn(hidden), hidden, self.hidden_scale))
 
 
 @torch.no_grad()
