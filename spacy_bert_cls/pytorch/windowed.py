@@ -129,6 +129,19 @@ class WindowedBert(nn.Module):
             self._derived = (fingerprint, settings, module)
         return module
 
+    def _precision(self, device_type: str) -> Tuple[nn.Module, bool, torch.dtype]:
+        """(the module that runs, autocast or not, autocast's dtype) for this call."""
+        low = torch.bfloat16 if device_type == "cpu" else torch.float16
+        if self.training or torch.is_grad_enabled():
+            return self.bert, self.mixed_precision, low
+        # Prediction: the inference dtype's path. The int8 and oneDNN copies are CPU paths
+        # with their own precision: mixed_precision's autocast would hand their layers bf16
+        # activations (int8 then failed on the dtypes).
+        bert = self.inference_bert()
+        if self.inference_dtype == "bfloat16":
+            return bert, True, torch.bfloat16
+        return bert, self.mixed_precision and bert is self.bert, low
+
     def forward(
         self,
         buckets: List[Tuple[Tensor, Optional[Tensor]]],
@@ -150,18 +163,7 @@ class WindowedBert(nn.Module):
             combined piece states, the [CLS] states and the pooler over them.
         """
         device_type = piece_rows.device.type
-        low = torch.bfloat16 if device_type == "cpu" else torch.float16
-        autocast = self.mixed_precision
-        bert = self.bert
-        if not self.training and not torch.is_grad_enabled():
-            # Prediction: the inference dtype's path. The int8 and oneDNN copies are CPU paths
-            # with their own precision: mixed_precision's autocast would hand their layers
-            # bf16 activations (int8 then failed on the dtypes).
-            bert = self.inference_bert()
-            if self.inference_dtype == "bfloat16":
-                autocast, low = True, torch.bfloat16
-            elif bert is not self.bert:
-                autocast = False
+        bert, autocast, low = self._precision(device_type)
         # Training: the piece embeddings' gradient as the rows looked up (a few thousand of
         # 30,522), not a fresh zeroed [vocab, hidden] matrix a step (BertShim steps it on a
         # buffer it keeps); not under fp16 on CUDA, whose gradient scaler (thinc's) unscales
