@@ -50,6 +50,7 @@ class SelfAttention(nn.Module):
             # (the kernel's output for strided q, k, v is [rows, seq, heads, head_size] in
             # memory, so its [rows * seq, width] view is free).
             attended = hidden.new_empty((hidden.shape[0], width), dtype=qkv.dtype)
+            attended[layout.n_rows:].zero_()  # rows past the real ones (BertModel.row_buckets)
             for group in layout.groups:
                 heads = self._heads(group_rows(qkv, group), group.mask)  # [rows, heads, seq, head_size]
                 rows = heads.transpose(1, 2).reshape(group.rows * group.seq, width)

@@ -3,12 +3,13 @@ from functools import partial
 from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
 from .embeddings import BertEmbeddings
 from .layer import EncoderLayer
-from .packing import PackedLayout, pack
+from .packing import PackedLayout, bucket_rows, pack
 from .pooler import BertPooler
 
 
@@ -21,6 +22,9 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
         self.pooler = BertPooler(config)
+        # Prediction pads the packed rows to bucket_rows' counts: set on the copies whose
+        # layers run oneDNN's kernels (quantized.py), which keep a primitive per row count.
+        self.row_buckets = False
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -83,10 +87,15 @@ class BertModel(nn.Module):
                 f"Sequence of {int(positions.max()) + 1} pieces is longer than "
                 f"max_position_embeddings ({self.config.max_position_embeddings})"
             )
+        n_real = input_ids.shape[0]
+        if self.row_buckets and not torch.is_grad_enabled() and bucket_rows(n_real) > n_real:
+            # Rows past the real ones: [PAD] at position 0, never attended to or read out.
+            extra = bucket_rows(n_real) - n_real
+            input_ids, positions = F.pad(input_ids, (0, extra)), F.pad(positions, (0, extra))
         hidden = self.embeddings(input_ids[None], position_ids=positions[None], sparse_grad=sparse_grad)[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
-        return hidden, layout
+        return hidden[:n_real], layout
 
     def pool(self, hidden: Tensor) -> Tensor:
         """hidden (Tensor[batch, seq, hidden]) -> pooled [CLS] (Tensor[batch, hidden])"""

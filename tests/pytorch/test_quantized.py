@@ -331,3 +331,27 @@ def test_quantize_says_at_once_what_int8_lacks(trained, tmp_path):
     assert f"{len(summary['fp32_layers'])} of " in text
     reachable = quantize_pipeline(folder, None, dtype="int8", data=data, target_cosine=0.5)
     assert reachable["warnings"] == []
+
+
+def test_copies_on_onednn_kernels_pad_their_rows(bert, monkeypatch):
+    """The fp32 and int8 copies whose layers run oneDNN's kernels pad the packed rows
+    (BertModel.row_buckets: oneDNN keeps a primitive per row count); bert itself does not,
+    and neither does a copy on the default kernels."""
+    if not quantized.onednn_available() or "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no oneDNN linear")
+    for name in quantizable_layers(bert):
+        linear = bert.get_submodule(name)
+        for kind, default in (("fp32", "mkl"), ("int8", torch.backends.quantized.engine)):
+            monkeypatch.setitem(quantized._BACKENDS, (kind, linear.in_features, linear.out_features), default)
+    assert quantized.fast_fp32_bert(bert) is None and not quantize_bert(bert, None).row_buckets
+    for name in quantizable_layers(bert):
+        linear = bert.get_submodule(name)
+        for kind in ("fp32", "int8"):
+            monkeypatch.setitem(quantized._BACKENDS, (kind, linear.in_features, linear.out_features), "onednn")
+    fast, int8 = quantized.fast_fp32_bert(bert), quantize_bert(bert, None)
+    assert fast.row_buckets and int8.row_buckets and not bert.row_buckets
+    buckets = [(ids, mask) for ids, mask in _batches(120)]
+    with torch.no_grad():
+        reference, _ = bert.forward_packed(buckets)
+        states, _ = fast.forward_packed(buckets)
+    torch.testing.assert_close(states, reference, rtol=1e-4, atol=1e-4)
