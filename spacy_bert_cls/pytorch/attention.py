@@ -50,7 +50,6 @@ class SelfAttention(nn.Module):
             # (the kernel's output for strided q, k, v is [rows, seq, heads, head_size] in
             # memory, so its [rows * seq, width] view is free).
             attended = hidden.new_empty((hidden.shape[0], width), dtype=qkv.dtype)
-            attended[layout.n_rows:].zero_()  # rows past the real ones (BertModel.row_buckets)
             for group in layout.groups:
                 heads = self._heads(group_rows(qkv, group), group.mask)  # [rows, heads, seq, head_size]
                 rows = heads.transpose(1, 2).reshape(group.rows * group.seq, width)
@@ -58,6 +57,7 @@ class SelfAttention(nn.Module):
                     attended[group.start:group.end] = rows
                 else:
                     torch.index_select(rows, 0, group.real, out=attended[group.start:group.end])
+            attended[layout.n_rows:] = attended[:1]  # copies of the first row (BertModel.row_buckets)
             return self.output(attended)
         # Training: split and cat, whose backward passes hand each group its rows as views.
         # Slices of one matrix (as above) cost each group's backward pass a zeroed copy of

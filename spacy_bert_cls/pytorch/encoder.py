@@ -3,7 +3,6 @@ from functools import partial
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import BertConfig
@@ -89,9 +88,12 @@ class BertModel(nn.Module):
             )
         n_real = input_ids.shape[0]
         if self.row_buckets and not torch.is_grad_enabled() and bucket_rows(n_real) > n_real:
-            # Rows past the real ones: [PAD] at position 0, never attended to or read out.
+            # Rows past the real ones, never attended to or read out: copies of the first
+            # row (attention copies its output too), so that no statistic of the rows
+            # changes, int8's per-call quantization range included.
             extra = bucket_rows(n_real) - n_real
-            input_ids, positions = F.pad(input_ids, (0, extra)), F.pad(positions, (0, extra))
+            input_ids = torch.cat([input_ids, input_ids[:1].expand(extra)])
+            positions = torch.cat([positions, positions[:1].expand(extra)])
         hidden = self.embeddings(input_ids[None], position_ids=positions[None], sparse_grad=sparse_grad)[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)

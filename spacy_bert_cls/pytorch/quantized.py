@@ -189,7 +189,7 @@ def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha
             _replace(quantized, name, Int8Linear(linear, scales.get(name)))
         elif linear is not bert.get_submodule(name):  # an fp32 qkv with its value rows divided
             _replace(quantized, name, linear)
-    quantized.row_buckets = any(getattr(m, "engine", None) == "onednn" for m in quantized.modules())
+    quantized.row_buckets = any(isinstance(m, Int8Linear) and m.engine == "onednn" for m in quantized.modules())
     return quantized.eval()
 
 
