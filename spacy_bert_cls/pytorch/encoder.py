@@ -21,8 +21,9 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
         self.pooler = BertPooler(config)
-        # Prediction pads the packed rows to bucket_rows' counts: set on the copies whose
-        # layers run oneDNN's kernels (quantized.py), which keep a primitive per row count.
+        # Prediction pads the packed rows to bucket_rows' counts (see _pads_rows): set on
+        # the copies whose layers run oneDNN's kernels (quantized.py), which keep a
+        # primitive per row count.
         self.row_buckets = False
         self.apply(self._init_weights)
 
@@ -87,7 +88,7 @@ class BertModel(nn.Module):
                 f"max_position_embeddings ({self.config.max_position_embeddings})"
             )
         n_real = input_ids.shape[0]
-        if self.row_buckets and not torch.is_grad_enabled() and bucket_rows(n_real) > n_real:
+        if self._pads_rows(device) and bucket_rows(n_real) > n_real:
             # Rows past the real ones, never attended to or read out: copies of the first
             # row (attention copies its output too), so that no statistic of the rows
             # changes, int8's per-call quantization range included.
@@ -98,6 +99,16 @@ class BertModel(nn.Module):
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
         return hidden[:n_real], layout
+
+    def _pads_rows(self, device: torch.device) -> bool:
+        """Whether this call pads its packed rows to bucket_rows' counts: prediction on a copy
+        whose layers run oneDNN's kernels (row_buckets), or under the CPU's bf16 autocast,
+        whose matrix products are oneDNN's too (a pipeline predicting in bf16 grew from 475
+        to 1,198 MiB in 500 requests of 1 to 16 texts without it). Training does not pad:
+        mixed_precision on the CPU still grows with each new batch shape (docs/benchmarks.md)."""
+        if torch.is_grad_enabled():
+            return False
+        return self.row_buckets or (device.type == "cpu" and torch.is_autocast_enabled("cpu"))
 
     def pool(self, hidden: Tensor) -> Tensor:
         """hidden (Tensor[batch, seq, hidden]) -> pooled [CLS] (Tensor[batch, hidden])"""

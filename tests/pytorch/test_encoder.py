@@ -254,3 +254,32 @@ def test_row_buckets_change_no_state_and_bound_the_row_counts(layout):
     assert set(rows_seen) == {n_real}
     for hook in hooks:
         hook.remove()
+
+
+def test_prediction_under_bf16_autocast_pads_rows_as_on_onednn(monkeypatch):
+    """The CPU's bf16 products are oneDNN's: prediction under autocast pads the packed rows
+    and gives the states without padding; training does not pad."""
+    from spacy_bert_cls.pytorch import encoder as encoder_module
+    from spacy_bert_cls.pytorch.packing import bucket_rows
+
+    torch.manual_seed(0)
+    model = BertModel(TINY).eval()
+    buckets = _buckets("three buckets")
+    rows_seen = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: rows_seen.append(args[0].shape[0]))
+             for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            padded, _ = model.forward_packed(buckets)
+            padded_rows = set(rows_seen)
+            rows_seen.clear()
+            monkeypatch.setattr(encoder_module, "bucket_rows", lambda n: n)
+            plain, _ = model.forward_packed(buckets)
+            monkeypatch.undo()
+        rows_seen.clear()
+        model.forward_packed(buckets)
+    for hook in hooks:
+        hook.remove()
+    n_real = plain.shape[0]
+    assert padded_rows == {bucket_rows(n_real)} and bucket_rows(n_real) > n_real and set(rows_seen) == {n_real}
+    torch.testing.assert_close(padded, plain, rtol=1e-2, atol=1e-3)  # equal here; bf16 kernels may differ by rows
