@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--onednn", action="store_true")
     p.add_argument("--datasets", default=str(DEFAULT_DATASETS))
     args = p.parse_args(argv)
+    if not (args.pipeline / "config.cfg").is_file():
+        print(f"{args.pipeline}: not a pipeline folder (no config.cfg); give the folder of a saved pipeline")
+        return 1
     import torch
 
     torch.set_num_threads(2)
