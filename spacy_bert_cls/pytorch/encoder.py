@@ -98,7 +98,7 @@ class BertModel(nn.Module):
         hidden = self.embeddings(input_ids[None], position_ids=positions[None], sparse_grad=sparse_grad)[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
-        return hidden[:n_real], layout
+        return (hidden[:n_real] if hidden.shape[0] > n_real else hidden), layout  # no slice node in training
 
     def _pads_rows(self, device: torch.device) -> bool:
         """Whether this call pads its packed rows to bucket_rows' counts: prediction on a copy
