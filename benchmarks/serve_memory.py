@@ -18,15 +18,7 @@ import random
 import sys
 from pathlib import Path
 
-from benchmarks.speed_pipeline import DEFAULT_DATASETS, read_texts
-
-
-def rss_mib() -> int:
-    with open("/proc/self/status", encoding="utf8") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
+from benchmarks.speed_pipeline import DEFAULT_DATASETS, _rss_mib_now, read_texts
 
 
 def main(argv=None) -> int:
@@ -58,12 +50,12 @@ def main(argv=None) -> int:
                 quantized._BACKENDS[(kind, linear.in_features, linear.out_features)] = "onednn"
     texts = read_texts(Path(args.datasets), speed_cpu.DEFAULT_TEXTS)
     rng = random.Random(0)
-    print(f"{args.pipeline}: loaded, RSS {rss_mib()} MiB", flush=True)
+    print(f"{args.pipeline}: loaded, RSS {_rss_mib_now():.0f} MiB", flush=True)
     for i in range(args.requests):
         for _ in nlp.pipe(rng.sample(texts, rng.randint(1, args.most))):
             pass
         if (i + 1) % 100 == 0:
-            print(f"{i + 1} requests: RSS {rss_mib()} MiB", flush=True)
+            print(f"{i + 1} requests: RSS {_rss_mib_now():.0f} MiB", flush=True)
     chosen = sorted({(k[0], v) for k, v in quantized._BACKENDS.items()})
     print("kernels:", ", ".join(f"{kind} {engine}" for kind, engine in chosen))
     return 0

@@ -57,7 +57,8 @@ class SelfAttention(nn.Module):
                     attended[group.start:group.end] = rows
                 else:
                     torch.index_select(rows, 0, group.real, out=attended[group.start:group.end])
-            attended[layout.n_rows:] = attended[:1]  # copies of the first row (BertModel.row_buckets)
+            if attended.shape[0] > layout.n_rows:  # padded rows (BertModel._pads_rows): copies of the first
+                attended[layout.n_rows:] = attended[:1]
             return self.output(attended)
         # Training: split and cat, whose backward passes hand each group its rows as views.
         # Slices of one matrix (as above) cost each group's backward pass a zeroed copy of

@@ -88,17 +88,17 @@ class BertModel(nn.Module):
                 f"max_position_embeddings ({self.config.max_position_embeddings})"
             )
         n_real = input_ids.shape[0]
-        if self._pads_rows(device) and bucket_rows(n_real) > n_real:
+        extra = bucket_rows(n_real) - n_real if self._pads_rows(device) else 0
+        if extra:
             # Rows past the real ones, never attended to or read out: copies of the first
             # row (attention copies its output too), so that no statistic of the rows
             # changes, int8's per-call quantization range included.
-            extra = bucket_rows(n_real) - n_real
             input_ids = torch.cat([input_ids, input_ids[:1].expand(extra)])
             positions = torch.cat([positions, positions[:1].expand(extra)])
         hidden = self.embeddings(input_ids[None], position_ids=positions[None], sparse_grad=sparse_grad)[0]
         for layer in self.layers:
             hidden = layer.forward_packed(hidden, layout)
-        return (hidden[:n_real] if hidden.shape[0] > n_real else hidden), layout  # no slice node in training
+        return (hidden[:n_real] if extra else hidden), layout  # a full slice would still be an autograd node
 
     def _pads_rows(self, device: torch.device) -> bool:
         """Whether this call pads its packed rows to bucket_rows' counts: prediction on a copy
