@@ -2,6 +2,7 @@
 
     python -m benchmarks.host_overhead --rounds 3     # ours and spacy-transformers, words/s and ratio
     python -m benchmarks.host_overhead --profile      # where ours' step goes (benchmarks/host_profile.py)
+    ... --workload documents                          # issue 25's mix: sentences and documents
 
 The encoder is an HF BERT folder written here: 1 layer, hidden 64, 2 heads, intermediate
 256, random weights (seed 0, transformers' BertModel(config).save_pretrained), with
@@ -14,7 +15,12 @@ configs/bert_textcat_ner.cfg, `bert` + `bert_textcat` + `bert_ner`, with the tin
 overrides; spacy-transformers: benchmarks/configs/st_textcat_ner.cfg, `transformer` + `ner` +
 `textcat`). Training: nlp.update on speed_cpu's batches of 32 (rotten_tomatoes texts with
 cats and wnut17 sentences with entities, alternating), two untimed updates, then the other
-batches --passes times over; drop 0.1, the config's optimizer. Inference: speed_cpu's
+batches --passes times over; drop 0.1, the config's optimizer. `--workload documents`
+alternates the rotten_tomatoes texts with documents in place of wnut17's sentences, as issue
+25 measured (SST-2 sentences and CoNLL-2003 documents, which the shared datasets lack): 9
+consecutive sentences of bc5cdr's test split (PubMed abstracts of about 9 sentences), about
+240 words each, with their Chemical and Disease entities; both pipelines are initialized
+with those labels. Inference: speed_cpu's
 pipeline child (nlp.pipe of its 2,000 texts, batch 64). Each system in a fresh process per
 round, rounds alternating, --threads torch threads; medians. Raw figures:
 benchmarks/results/host_overhead-<time>.json; the profile (py-spy where found, cProfile,
@@ -37,8 +43,13 @@ from benchmarks.speed_pipeline import DEFAULT_DATASETS, count_words, default_ber
 
 REPO = speed_cpu.REPO
 TINY = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=256)
+# The documents workload: bc5cdr's test sentences in file order (PubMed abstracts, about 9.6
+# sentences each: 4,797 sentences of 500 abstracts) joined 9 at a time, about 240 words a
+# document, near CoNLL-2003's documents (about 215 tokens each) that issue 25 measured with.
+DOCUMENTS = ("bc5cdr/test.tsv", 9, 200)
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SYSTEMS = ("ours-fp32", "st")
+WORKLOADS = ("sentences", "documents")
 
 # ---------------------------------------------------------------- children
 
@@ -56,12 +67,47 @@ def write_tiny_bert(folder: Path, source: Path, seed: int = 0) -> Path:
     return folder
 
 
+def document_examples(nlp, datasets: Path) -> list:
+    """DOCUMENTS' examples: each `per_doc` consecutive sentences of the file as one doc, with
+    their entities (IOB2 tags)."""
+    from spacy.tokens import Doc
+    from spacy.training import Example
+
+    path, per_doc, n_docs = DOCUMENTS
+    sentences, words, tags = [], [], []
+    for line in (datasets / path).read_text(encoding="utf8").splitlines() + [""]:
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0].strip():
+            words.append(parts[0])
+            tags.append(parts[-1].strip())
+        elif words:
+            sentences.append((words, tags))
+            words, tags = [], []
+    examples = []
+    for start in range(0, min(len(sentences), per_doc * n_docs) - per_doc + 1, per_doc):
+        group = sentences[start:start + per_doc]
+        doc_words = [w for ws, _ in group for w in ws]
+        reference = Doc(nlp.vocab, words=doc_words, ents=[t for _, ts in group for t in ts])
+        examples.append(Example(Doc(nlp.vocab, words=doc_words), reference))
+    return examples
+
+
+def workload_examples(nlp, datasets: Path, workload: str) -> list:
+    """The examples a workload initializes with and trains on: rotten_tomatoes texts with
+    cats, and wnut17 sentences ("sentences") or DOCUMENTS ("documents") with entities."""
+    examples = speed_cpu.init_examples(nlp, datasets)
+    if workload == "sentences":
+        return examples
+    return [eg for eg in examples if eg.reference.cats] + document_examples(nlp, datasets)
+
+
 def child_build(args) -> None:
     write_tiny_bert(Path(args.bert), default_bert(), args.seed)
     sizes = {f"components.bert.model.{name}": value for name, value in TINY.items()}
     build_args = argparse.Namespace(work=args.work, datasets=args.datasets, bert=args.bert, skip="onnx",
                                     result=args.result)
-    speed_cpu.build(build_args, overrides={"ours-fp32": sizes})
+    speed_cpu.build(build_args, overrides={"ours-fp32": sizes},
+                    examples=lambda nlp, datasets: workload_examples(nlp, datasets, args.workload))
 
 
 def child_train(args) -> None:
@@ -74,7 +120,8 @@ def child_train(args) -> None:
 
     fix_random_seed(0)
     nlp = spacy.load(Path(args.work) / args.system)
-    batches = speed_cpu.training_batches(nlp, Path(args.datasets), 10 ** 6)
+    datasets = Path(args.datasets)
+    batches = speed_cpu.training_batches(nlp, datasets, 10 ** 6, workload_examples(nlp, datasets, args.workload))
     optimizer = nlp.resume_training(sgd=speed_cpu._optimizer(nlp))
 
     def step(batch) -> None:
@@ -107,7 +154,7 @@ def run_rounds(args, work: Path, common: List[str], record: Dict) -> None:
     record["pipe_words"] = words = count_words(texts)["words"]
     (work / "texts.json").write_text(json.dumps(texts))
     pipe_args = common + ["--texts-file", str(work / "texts.json"), "--batch-size", "64", "--warmup", "200"]
-    jobs = [("training", "train", run_child, common + ["--passes", str(args.passes)]),
+    jobs = [("training", "train", run_child, common + ["--passes", str(args.passes), "--workload", args.workload]),
             ("pipe", "pipeline", speed_cpu.run_child, pipe_args)]
     for r in range(args.rounds):
         for kind, mode, runner, extra in jobs:
@@ -138,16 +185,17 @@ def main(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     speed_cpu.RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"command": " ".join(sys.argv), "tiny": TINY, "threads": args.threads, "passes": args.passes,
+              "workload": args.workload,
               "training": [], "pipe": []}
     with tempfile.TemporaryDirectory(prefix="host_overhead-") as work:
         work = Path(work)
         common = ["--work", str(work), "--bert", str(work / "tiny_bert"), "--datasets", str(datasets),
                   "--threads", str(args.threads)]
-        run_child("build", work / "build.json", common)
+        run_child("build", work / "build.json", common + ["--workload", args.workload])
         if args.profile:
             out = speed_cpu.RESULTS / f"host_overhead-profile-{stamp}.txt"
             res = run_child("train", work / "profile.json", common + [
-                "--system", "ours-fp32", "--passes", str(args.passes), "--profile-out", str(out)]
+                "--system", "ours-fp32", "--workload", args.workload, "--passes", str(args.passes), "--profile-out", str(out)]
                 + (["--py-spy", args.py_spy] if args.py_spy else []))
             print(out.read_text(encoding="utf8").split("\n\ncProfile, top 40 by tottime")[0])
             print(f"\nprofile: {out.relative_to(REPO)}")
@@ -169,6 +217,9 @@ def parse_args(argv=None):
     p.add_argument("--profile", action="store_true", help="profile ours' training loop instead of timing rounds")
     p.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy binary for --profile's sampled view")
     p.add_argument("--datasets", default=str(DEFAULT_DATASETS))
+    p.add_argument("--workload", choices=WORKLOADS, default="sentences",
+                   help="what nlp.update trains on beside rotten_tomatoes' texts: wnut17's sentences, or "
+                        "documents of 9 of bc5cdr's sentences (issue 25's SST-2 and CoNLL documents)")
     p.add_argument("--child", choices=["build", "train"], help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from benchmarks import ceiling
 from benchmarks.speed_pipeline import (
@@ -87,9 +87,10 @@ def _optimizer(nlp):
     return spacy.util.registry.resolve(nlp.config.interpolate()["training"])["optimizer"]
 
 
-def build(args, overrides: Optional[Dict[str, Dict]] = None) -> None:
+def build(args, overrides: Optional[Dict[str, Dict]] = None, examples: Optional[Callable] = None) -> None:
     """Build and save every pipeline and the ONNX files under --work; overrides: config
-    overrides by system name (benchmarks/host_overhead.py gives ours a tiny encoder's sizes)."""
+    overrides by system name (benchmarks/host_overhead.py gives ours a tiny encoder's sizes);
+    examples: examples(nlp, datasets) -> the examples to initialize with (init_examples)."""
     import spacy
 
     work, datasets, bert = Path(args.work), Path(args.datasets), Path(args.bert)
@@ -102,7 +103,7 @@ def build(args, overrides: Optional[Dict[str, Dict]] = None) -> None:
             # transformer, textcat, ner crashes in nlp.update (spaCy #9221): ner first.
             config["nlp"]["pipeline"] = ["transformer", "ner", "textcat"]
         nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-        nlp.initialize(lambda: init_examples(nlp, datasets), sgd=_optimizer(nlp))
+        nlp.initialize(lambda: (examples or init_examples)(nlp, datasets), sgd=_optimizer(nlp))
         nlp.to_disk(work / name)
         info[name] = nlp.pipe_names
     from spacy_bert_cls.quantize import quantize_pipeline
@@ -237,10 +238,10 @@ def time_training(args) -> None:
           rss_after_load_mib=rss_loaded, peak_rss_run_mib=_hwm_mib() if reset else None)
 
 
-def training_batches(nlp, datasets: Path, n: int) -> List[list]:
+def training_batches(nlp, datasets: Path, n: int, examples: Optional[list] = None) -> List[list]:
     """Up to n batches of 32 examples: rotten_tomatoes texts with cats and wnut17 sentences
-    with entities, alternating."""
-    examples = init_examples(nlp, datasets)
+    with entities (or the entities' examples of `examples`), alternating."""
+    examples = examples or init_examples(nlp, datasets)
     cats = [eg for eg in examples if eg.reference.cats]
     ents = [eg for eg in examples if not eg.reference.cats]
     mixed = [eg for pair in zip(cats, ents) for eg in pair]
