@@ -5,22 +5,23 @@ only once it is complete)."""
 import re
 import shlex
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import spacy
 from spacy.tokens import Doc, DocBin, Span
 
 from .checkpoint.io import atomic_path
-from .data.conll import DOCSTART, read_conll
+from .data.conll import DOCSTART, conll_token, read_conll
 from .data.conll import conll_fields as _conll_fields
-from .data.formats import resolve_format
+from .data.formats import CONLL_SUFFIXES, DOCBIN_SUFFIX, resolve_format
 from .data.jsonl import collect_textcat_labels, read_textcat_jsonl
 from .data.lines import iter_lines as _iter_lines
-from .errors import DataError
+from .errors import DataError, blank_language
 from .pretraining.data import iter_documents
 from .tags import is_valid_tag, tags_to_spans
 
 SCHEMES = ("iob2", "any")
+FORMATS = ("auto", "jsonl", "conll", "raw")
+RAW_SUFFIX = ".txt"
 
 
 def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_path: Union[str, Path], *,
@@ -29,7 +30,8 @@ def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_pat
     """Convert one file. RETURNS a summary (examples, labels, output).
 
     format: "auto" (by extension), "jsonl" (text classification), "conll" (NER), "raw"
-        (pretraining text: .txt or JSONL {"text"} to .txt).
+        (pretraining text: .txt, JSONL {"text"} or a CoNLL file's tokens, to .txt).
+    The output is named .spacy (.txt for raw) and is none of the inputs.
     labels_from: a training file whose labels are the only ones allowed here (convert dev
         and test files against train: a label train never saw is an error).
     scheme: "iob2" (an I- tag must continue a B-/I- of its label) or "any" (IOB1, IOB2,
@@ -41,18 +43,22 @@ def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_pat
     output_path = Path(output_path)
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    for path in inputs + references:
-        if not path.is_file():
-            raise DataError(path, None, "no such file")
+    if format not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    _check_paths(inputs, references, output_path, format)
     if format == "raw":
         if len(inputs) != 1:
             raise ValueError("raw text converts one file at a time")
         return _convert_raw(inputs[0], output_path)
-    nlp = spacy.blank(lang)
+    nlp = blank_language(lang)
     docs, labels = [], []
     for path in inputs:
         # Several inputs (a text classification file and an NER file) merge into one
         # .spacy file: each doc keeps its own annotation, the other is missing.
+        if format == "auto" and path.suffix.lower() == RAW_SUFFIX:
+            raise DataError(path, None, f"a {RAW_SUFFIX} file is raw text: convert it to pretraining input with "
+                                        f"--format raw -o FILE{RAW_SUFFIX}; training data is JSONL (text "
+                                        f"classification) or CoNLL (NER)")
         fmt = resolve_format(path, format)
         same_kind = [r for r in references if resolve_format(r, "auto") == fmt]
         allowed = _allowed_labels(same_kind[0], fmt) if same_kind else None
@@ -63,10 +69,29 @@ def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_pat
         else:
             raise ValueError(f"{path}: already a .spacy file")
         docs.extend(file_docs)
-        labels.extend(file_labels)
+        labels.extend(label for label in file_labels if label not in labels)
     with atomic_path(output_path) as tmp:
         DocBin(docs=docs, store_user_data=True).to_disk(tmp)
     return {"input": [str(p) for p in inputs], "output": str(output_path), "examples": len(docs), "labels": labels}
+
+
+def _check_paths(inputs: List[Path], references: List[Path], output: Path, format: str) -> None:
+    """Every input exists, none is given twice, the output is none of them (a conversion
+    would overwrite its own data) and is named for what is written: .txt for raw text,
+    .spacy otherwise (spaCy's Corpus reads only those)."""
+    for path in inputs + references:
+        if not path.is_file():
+            raise DataError(path, None, "no such file")
+    resolved = [path.resolve() for path in inputs]
+    for i, path in enumerate(inputs):
+        if resolved[i] in resolved[:i]:
+            raise DataError(path, None, "is given twice: each input file once")
+    if output.resolve() in set(resolved) | {path.resolve() for path in references}:
+        raise DataError(output, None, "is also an input: the conversion would overwrite it; write to another file")
+    suffix = RAW_SUFFIX if format == "raw" else DOCBIN_SUFFIX
+    if not output.name.endswith(suffix):
+        what = "raw text (--format raw)" if format == "raw" else "spaCy's binary format, which spacy train reads"
+        raise DataError(output, None, f"the output is {what}: name it *{suffix}")
 
 
 def _allowed_labels(path: Union[str, Path], fmt: str) -> List[str]:
@@ -191,11 +216,43 @@ def _first_line_with_label(path: Path, label: str) -> Optional[int]:
 
 
 def _convert_raw(path: Path, output: Path) -> Dict:
-    """Raw text (.txt or JSONL) -> .txt: a paragraph a line, a blank line between documents."""
+    """Raw text (.txt or JSONL) or the tokens of a CoNLL file -> .txt: a paragraph a line,
+    a blank line between documents."""
+    suffix = path.suffix.lower()
+    if suffix == DOCBIN_SUFFIX:
+        raise DataError(path, None, f"a {DOCBIN_SUFFIX} file holds no raw text to convert: give the text "
+                                    f"(.txt, JSONL) or the CoNLL file it was made from")
+    source = (document for _, document in iter_documents(path)) if suffix not in CONLL_SUFFIXES \
+        else _conll_documents(path)
     documents = 0
     with atomic_path(output) as tmp:
         with tmp.open("w", encoding="utf8") as file_:
-            for _, paragraphs in iter_documents(path):
+            for paragraphs in source:
                 file_.write("\n".join(paragraphs) + "\n\n")
                 documents += 1
+        if not documents:  # raised inside: atomic_path writes nothing
+            raise DataError(path, None, "no text in the file (it is empty or blank)")
     return {"input": str(path), "output": str(output), "documents": documents}
+
+
+def _conll_documents(path: Path) -> Iterator[List[str]]:
+    """The documents of a CoNLL file as raw text, its tags left out: a sentence's tokens
+    joined by spaces a line, a new document at each -DOCSTART- line (one document where the
+    file has none), as pretrain's suggested awk command (pretraining.data.CONLL_TO_RAW) makes them."""
+    document: List[str] = []
+    words: List[str] = []
+    for number, line in _iter_lines(path):
+        fields = _conll_fields(line)
+        if fields and fields[0] != DOCSTART:
+            words.append(conll_token(path, number, fields)[0])
+            continue
+        if words:
+            document.append(" ".join(words))
+            words = []
+        if fields and document:  # -DOCSTART-: the document so far ends
+            yield document
+            document = []
+    if words:
+        document.append(" ".join(words))
+    if document:
+        yield document

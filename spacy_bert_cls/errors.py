@@ -45,3 +45,15 @@ E_NO_TOKENIZER = (
     "checkpoint folder ([initialize.components.{name}.loader] path, usually "
     "paths.bert) or a vocabulary file (vocab), or load a trained pipeline."
 )
+
+
+def blank_language(lang: str):
+    """spacy.blank(lang) for a command's --lang: an unknown code is a ValueError that names
+    the option (spaCy raises an ImportError, which a command would show as a traceback)."""
+    import spacy
+
+    try:
+        return spacy.blank(lang)
+    except ImportError as err:
+        raise ValueError(f"--lang {lang!r} is not a language spaCy has ({err}); use a code such as "
+                         f"'en', 'de' or 'xx' (multi-language)") from None

@@ -56,6 +56,10 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if n_texts < 1:
+        raise ValueError(f"--n-texts must be at least 1 (the texts of the data to calibrate on), got {n_texts}")
+    if not 0.0 < target_cosine <= 1.0:
+        raise ValueError(f"--target-cosine must be in (0, 1] (a cosine to fp32's token states), got {target_cosine}")
     nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
     if component not in nlp.pipe_names:
         raise ValueError(f"no component {component!r} in the pipeline (it has {nlp.pipe_names})")

@@ -52,16 +52,20 @@ def test_converts_raw_text(tmp_path):
         ("k.jsonl", b'{"text": "caf\xe9", "label": "pos"}\n', r"k\.jsonl:1: .*UTF-8", {}),
         ("l.conll", b"John\tB-PER\n\xff\tO\n", r"l\.conll:2: .*UTF-8", {}),
         ("m.txt", b"", r"m\.txt: no text", {"format": "raw"}),
+        ("n.conll", b"\n-DOCSTART- O\n\n", r"n\.conll: no text", {"format": "raw"}),
+        ("o.conll", "John\n", r"o\.conll:1: only one column", {"format": "raw"}),
+        ("p.txt", "some raw text\n", r"p\.txt: a \.txt file is raw text: .*--format raw", {}),
     ],
     ids=["columns", "iob-type", "iob-start", "json", "no-text", "no-label", "unknown-label", "unknown-entity",
-         "empty-jsonl", "empty-conll", "utf8-jsonl", "utf8-conll", "empty-raw"],
+         "empty-jsonl", "empty-conll", "utf8-jsonl", "utf8-conll", "empty-raw", "empty-conll-raw",
+         "conll-raw-columns", "raw-auto"],
 )
 def test_converter_errors_leave_nothing_behind(tmp_path, name, content, message, kwargs):
     _write(tmp_path, "train.jsonl", TRAIN_JSONL)
     _write(tmp_path, "train.conll", TRAIN_CONLL)
     if "labels_from" in kwargs:
         kwargs = {**kwargs, "labels_from": tmp_path / kwargs["labels_from"]}
-    out = tmp_path / "out" / "result.spacy"
+    out = tmp_path / "out" / ("result.txt" if kwargs.get("format") == "raw" else "result.spacy")
     with pytest.raises(DataError, match=message):
         convert(_write(tmp_path, name, content), out, **kwargs)
     assert not out.exists()
@@ -163,3 +167,34 @@ def test_tag_in_the_last_of_several_columns_converts(tmp_path):
     convert(path, tmp_path / "o.spacy")
     docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(spacy.blank("en").vocab))
     assert [(e.text, e.label_) for e in docs[0].ents] == [("John", "PER"), ("Paris", "LOC")]
+
+
+def test_raw_text_from_conll_keeps_the_tokens_not_the_tags(tmp_path):
+    conll = _write(tmp_path, "d.conll", "-DOCSTART-\tO\n\nJohn\tB-PER\nran\tO\n\nHi\tO\n\n-DOCSTART-\tO\n\nBye\tO\n")
+    out = tmp_path / "d.txt"
+    summary = convert(conll, out, format="raw")
+    # as pretrain's suggested awk command: a sentence a line, a document per -DOCSTART-
+    assert out.read_text() == "John ran\nHi\n\nBye\n\n" and summary["documents"] == 2
+
+
+@pytest.mark.parametrize("inputs,output,kwargs,message", [
+    (["t.jsonl"], "t.jsonl", {}, r"t\.jsonl: is also an input: the conversion would overwrite it"),
+    (["t.jsonl", "t.jsonl"], "x.spacy", {}, r"t\.jsonl: is given twice"),
+    (["t.jsonl"], "x.txt", {}, r"x\.txt: the output is spaCy's binary format.*name it \*\.spacy"),
+    (["t.jsonl"], "x", {}, r"x: the output is spaCy's binary format"),
+    (["t.jsonl"], "x.spacy", {"format": "raw"}, r"x\.spacy: the output is raw text \(--format raw\): name it \*\.txt"),
+    (["t.jsonl"], "x.spacy", {"format": "xyz"}, r"--format must be one of auto, jsonl, conll, raw"),
+    (["t.jsonl"], "x.spacy", {"lang": "xx_bogus"}, r"--lang 'xx_bogus' is not a language spaCy has"),
+], ids=["overwrite", "twice", "txt-output", "no-suffix", "raw-to-spacy", "format", "lang"])
+def test_output_and_options_are_checked_before_anything_is_written(tmp_path, inputs, output, kwargs, message):
+    source = _write(tmp_path, "t.jsonl", TRAIN_JSONL)
+    with pytest.raises(ValueError, match=message):
+        convert([tmp_path / name for name in inputs], tmp_path / output, **kwargs)
+    assert source.read_text() == TRAIN_JSONL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def test_merged_labels_are_listed_once(tmp_path):
+    first = _write(tmp_path, "a.jsonl", TRAIN_JSONL)
+    second = _write(tmp_path, "b.jsonl", TRAIN_JSONL)
+    assert convert([first, second], tmp_path / "ab.spacy")["labels"] == ["neg", "pos"]

@@ -120,7 +120,8 @@ def fill_mask_cli(
 def convert_cli(
     input_paths: List[Path] = typer.Argument(..., help="JSONL text classification and/or CoNLL NER files (merged), or one raw text file"),
     output_path: Path = typer.Option(..., "--output", "-o", help="The .spacy file to write (.txt for raw text)"),
-    format: str = typer.Option("auto", "--format", "-f", help="auto, jsonl, conll or raw"),
+    format: str = typer.Option("auto", "--format", "-f", help="auto, jsonl, conll, or raw: pretraining text "
+                               "(from .txt, JSONL, or a CoNLL file's tokens) to a .txt"),
     labels_from: List[Path] = typer.Option(None, "--labels-from", help="Allow only these training files' labels (one per kind)"),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer (JSONL)"),
     scheme: str = typer.Option("iob2", "--scheme", help="iob2 (strict) or any (IOB1, BILUO, IOBES)"),

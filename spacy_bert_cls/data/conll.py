@@ -34,7 +34,7 @@ def read_conll(path: PathLike) -> Iterator[Tuple[List[str], List[str]]]:
     for number, line in iter_lines(path):
         fields = conll_fields(line)
         if fields and fields[0] != DOCSTART:
-            word, tag = _conll_token(path, number, fields)
+            word, tag = conll_token(path, number, fields)
             words.append(word)
             tags.append(tag)
         elif words:
@@ -56,7 +56,7 @@ def conll_fields(line: str) -> List[str]:
     return [column for column in (c.strip(" ") for c in columns) if column]
 
 
-def _conll_token(path: Path, number: int, fields: List[str]) -> Tuple[str, str]:
+def conll_token(path: Path, number: int, fields: List[str]) -> Tuple[str, str]:
     if len(fields) < 2:
         raise DataError(
             path, number,

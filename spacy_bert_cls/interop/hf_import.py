@@ -25,7 +25,7 @@ import torch
 from ..checkpoint.hf import CONFIG_FILE, load_bert_checkpoint, read_hf_config
 from ..checkpoint.io import read_json
 from ..decoding import TagScheme
-from ..errors import CheckpointError
+from ..errors import CheckpointError, blank_language
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import ClassificationHead
 from ..tags import TAG_ACTIONS
@@ -230,10 +230,9 @@ def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]
 
 def _build_pipeline(head: HFHead, config: BertConfig, lang: str, decoder: str, model_dir: Path,
                     tokenizer: Optional[Union[str, Path]]):
-    import spacy
     from spacy.training import Example
 
-    nlp = spacy.blank(lang)
+    nlp = blank_language(lang)
     # One window covers everything HF's tokenizer keeps (it truncates at max_position_embeddings).
     window = config.max_position_embeddings
     nlp.add_pipe("bert", config={"model": {"@architectures": "spacy-bert-cls.BertTransformer.v1",

@@ -138,8 +138,8 @@ def warn_if_tagged(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LIN
         message = (f"{path} looks like tagged data, not raw text: {tagged} of the first {len(lines)} lines end "
                    f"in a tag column (CoNLL); pretraining would learn the tags as words. Pass the raw text "
                    f"(a paragraph a line, a blank line between documents), or make it from the CoNLL file: "
-                   f"{CONLL_TO_RAW.format(file=shlex.quote(str(path)), out='raw.txt')} (`spacy-bert-cls convert --format raw` "
-                   f"does not remove tags)")
+                   f"{CONLL_TO_RAW.format(file=shlex.quote(str(path)), out='raw.txt')} (or, for a file named .conll, .iob, "
+                   f".tsv or .bio: spacy-bert-cls convert FILE --format raw -o raw.txt)")
     elif 2 * tabbed > len(lines):
         message = (f"{path} looks like tab-separated columns, not raw text: {tabbed} of the first {len(lines)} "
                    f"lines have a tab; pretraining would learn every column as words. Keep only the text "

@@ -46,10 +46,10 @@ class _Tokenizer(_Section):
 
 class _Objective(_Section):
     max_length: int = 128
-    mlm_probability: float = 0.15
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
     whole_word_masking: bool = False
     nsp: bool = True
-    short_seq_probability: float = 0.1
+    short_seq_probability: float = Field(0.1, ge=0, le=1)
 
 
 class _Training(_Section):
@@ -185,7 +185,7 @@ def _invalid_value(errors: Dict[str, List[dict]], source: str, written: Dict[str
     for position, (section, error) in enumerate((s, e) for s in SECTIONS for e in errors.get(s, [])):
         key, value, kind = error["loc"][0], error["input"], error["type"]
         name = written.get(key, key) if section == "training" else key
-        if kind == "greater_than_equal":
+        if kind == "greater_than_equal" and key in AT_LEAST_ONE:
             found.append((1, AT_LEAST_ONE.index(key), f"{source}: {name} must be at least 1, got {value}"))
         elif kind == "literal_error" and isinstance(value, str):
             found.append((2, 0, f"{source}: [training] {name} must be auto, none, bf16 or fp16, got {value!r}"))

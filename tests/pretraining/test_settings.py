@@ -73,3 +73,16 @@ def test_the_cli_shows_the_warning(tmp_path):
     assert result.returncode == 1, output
     assert "[training] eval_every is deprecated: call it eval_frequency" in output
     assert "unknown setting(s) in [training]: batch_sise" in output
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("mlm_probability", 1.5, r"\[objective\] mlm_probability: Input should be less than 1, got 1.5"),
+    ("mlm_probability", 0, r"\[objective\] mlm_probability: Input should be greater than 0, got 0"),
+    ("short_seq_probability", -1, r"\[objective\] short_seq_probability: .*greater than or equal to 0, got -1"),
+])
+def test_a_rate_out_of_range_is_refused_with_the_settings(key, value, message):
+    # before anything is written: the vocabulary is learnt only after the settings are read
+    config = _config()
+    config["objective"][key] = value
+    with pytest.raises(ValueError, match=message):
+        Settings.from_config(config)

@@ -366,3 +366,15 @@ def test_copies_on_onednn_kernels_pad_their_rows(bert, monkeypatch):
     with torch.no_grad():
         reference, _ = bert.forward_packed(buckets)
     torch.testing.assert_close(padded, reference, rtol=0.1, atol=0.1)  # int8 against fp32, loosely
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"n_texts": 0}, r"--n-texts must be at least 1"),
+    ({"n_texts": -3}, r"--n-texts must be at least 1"),
+    ({"target_cosine": 1.5}, r"--target-cosine must be in \(0, 1\]"),
+    ({"target_cosine": 0.0}, r"--target-cosine must be in \(0, 1\]"),
+])
+def test_quantize_options_out_of_range_are_refused_before_loading(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        quantize_pipeline(tmp_path / "not-loaded", tmp_path / "out", dtype="int8", **options)
+    assert not (tmp_path / "out").exists()
