@@ -39,7 +39,10 @@ def read_hf_config(folder: Union[str, Path]) -> BertConfig:
     """Read config.json of an HF BERT folder into a BertConfig, checking every field."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(path, "missing: an HF checkpoint folder needs its config.json")
+        pipeline = (Path(folder) / "config.cfg").is_file() and (Path(folder) / "meta.json").is_file()
+        hint = (" (this folder is a spaCy pipeline: `spacy-bert-cls export-hf PIPELINE OUT` writes its "
+                "encoder as one)") if pipeline else ""
+        raise CheckpointError(path, f"missing: an HF checkpoint folder needs its config.json{hint}")
     data = read_json(path)
     if not isinstance(data, dict):
         raise CheckpointError(path, "expected a JSON object")

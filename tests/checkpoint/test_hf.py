@@ -208,3 +208,13 @@ def test_truncated_torch_bin(ckpt):
     (ckpt / "pytorch_model.bin").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match=r"pytorch_model\.bin: not a readable PyTorch weights file"):
         load_bert_checkpoint(ckpt)
+
+
+def test_a_spacy_pipeline_given_as_a_checkpoint_points_to_export_hf(tmp_path):
+    (tmp_path / "config.cfg").write_text("[nlp]\n")
+    (tmp_path / "meta.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"config\.json: missing: .* spaCy pipeline: `spacy-bert-cls export-hf"):
+        read_hf_config(tmp_path)
+    (tmp_path / "meta.json").unlink()
+    with pytest.raises(CheckpointError, match=r"needs its config\.json$"):
+        read_hf_config(tmp_path)
