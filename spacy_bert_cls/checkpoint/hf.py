@@ -360,6 +360,8 @@ def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], outp
 
     from .io import atomic_path
 
+    if not Path(config_path).is_file():
+        raise OSError(f"{config_path}: no such config file")
     config = Config().from_disk(config_path, interpolate=False)
     found = read_hf_config(checkpoint)
     try:
