@@ -50,7 +50,11 @@ def teacher(tmp_path_factory, tiny_model_config):
 @pytest.fixture(scope="module")
 def student(teacher, tmp_path_factory):
     output = tmp_path_factory.mktemp("student") / "out"
-    path = distill(Settings(teacher=teacher, output=output, dev=DEV, gold=CORPUS / "textcat" / "dev.jsonl", **FAST))
+    # Gold examples of the teacher's own labels (POS, NEG): others would add no loss, an error.
+    gold = output.parent / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"text": text, "label": max(a["cats"], key=a["cats"].get)}) + "\n"
+                            for text, a in TRAIN))
+    path = distill(Settings(teacher=teacher, output=output, dev=DEV, gold=gold, **FAST))
     return path
 
 
@@ -112,6 +116,7 @@ def test_student_is_an_ordinary_smaller_pipeline(teacher, student, tmp_path):
     info = s.meta["spacy_bert_cls"]["distillation"]
     assert info["layer_map"] == [0, 3] and info["teacher_layers"] == 4 and info["steps"] == 6
     assert {"hidden", "bert_textcat", "bert_ner", "gold bert_textcat"} <= set(info["losses"])
+    assert info["losses"]["gold bert_textcat"] > 0  # the gold labels are the heads' own
     assert "cats" in info["dev_agreement"]
     s.to_disk(tmp_path / "again")
     again = spacy.load(tmp_path / "again")
@@ -181,6 +186,9 @@ def test_stopped_run_resumes_from_its_checkpoint(teacher, tmp_path, caplog):
     (["--layers", "2", "--data", "{missing}"], ["missing.txt", "no such file"]),
     (["--layers", "2", "--augment", "1.5"], ["--augment", "[0, 1)", "1.5"]),
     (["--layers", "2", "--attention-weight", "-1"], ["--attention-weight", ">= 0", "-1"]),
+    (["--layers", "2", "--gold", str(CORPUS / "textcat_multilabel" / "train.jsonl")],
+     ["train.jsonl", "none of its labels", "losses would be 0"]),
+    (["--layers", "2", "--data", str(CORPUS / "textcat")], ["textcat", "a folder without .spacy files"]),
 ])
 def test_bad_inputs_are_one_line_errors(teacher, tmp_path, args, words):
     (tmp_path / "empty.txt").write_text("\n\n")
@@ -224,3 +232,22 @@ def test_spacy_components_on_the_listener_learn_from_silver(tmp_path, tiny_check
     student = spacy.load(path)
     assert student.get_pipe("ner").labels == nlp.get_pipe("ner").labels
     assert set(student("john visited paris").cats) == {"POS", "NEG"}
+
+
+def test_output_must_be_a_folder_of_its_own(teacher, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "used" / "model-last").mkdir(parents=True)
+    for output, message in ((tmp_path / "a_file", "is a file"), (teacher, "mix the student's files with the teacher's"),
+                            (teacher / "out", "mix the student's files"),
+                            (tmp_path / "used", "already holds a model-last")):
+        with pytest.raises(ValueError, match=message):
+            distill(Settings(teacher=teacher, output=output, **FAST))
+    assert sorted(p.name for p in (tmp_path / "used").iterdir()) == ["model-last"]
+    assert not (teacher / "out").exists()
+
+
+def test_resuming_with_other_steps_is_refused(teacher, tmp_path):
+    settings = dict(teacher=teacher, output=tmp_path / "out", **FAST)
+    assert distill(Settings(**settings), stop_after=3) is None
+    with pytest.raises(ValueError, match="written with steps 6, not 8"):
+        distill(Settings(**{**settings, "steps": 8}, resume=True))

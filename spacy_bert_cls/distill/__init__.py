@@ -22,6 +22,7 @@ import spacy
 from thinc.api import fix_random_seed
 
 from ..data.texts import read_texts
+from ..errors import DataError
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint, read_state
 from .agreement import Agreement
 from .data import read_gold
@@ -29,7 +30,7 @@ from .resume import resumed_layer_map
 from .runner import Runner
 from .settings import Settings
 from .step import Distiller
-from .student import check_sizes, layer_map, load_teacher, make_student, teacher_bert
+from .student import check_sizes, encoder_name, layer_map, load_teacher, make_student, teacher_bert
 
 __all__ = ["distill", "Settings", "layer_map"]
 
@@ -45,6 +46,7 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     ValueError (or OSError) that says what is wrong, and leaves no output.
     """
     s = settings
+    _check_output(s.output, s.teacher, s.resume)
     teacher = load_teacher(s.teacher)
     check_sizes(teacher_bert(teacher), s.layers, s.width, s.teacher)
     checkpoint = _checkpoint_to_resume(s.output, s.resume)
@@ -59,6 +61,8 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
         student, mapping = make_student(s.teacher, s.layers)
     # The gold examples' docs share the student's vocab (its string store).
     gold = read_gold(s.gold, student) if s.gold else None
+    if gold:
+        _check_gold_labels(gold, student, s.gold)
     distiller = Distiller(teacher, student, mapping, temperature=s.temperature, hidden_weight=s.hidden_weight,
                           attention_weight=s.attention_weight, dropout=s.dropout)
     agreement = Agreement(teacher, dev, exclusive=_exclusive(student)) if dev else None
@@ -67,6 +71,33 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
         runner.load_state(checkpoint, state)
     s.output.mkdir(parents=True, exist_ok=True)
     return runner.run(stop_after=stop_after)
+
+
+def _check_output(output: Path, teacher: Path, resume: bool) -> None:
+    """OUTPUT is a folder of its own: not a file, not the teacher's folder (or inside it, or
+    holding it), and without a model-last of some other run (one this run would replace)."""
+    if output.is_file():
+        raise ValueError(f"{output} is a file: OUTPUT is the folder for the checkpoints and model-last")
+    out, source = output.resolve(), Path(teacher).resolve()
+    if out == source or source in out.parents or out in source.parents:
+        raise ValueError(f"{output}: OUTPUT would mix the student's files with the teacher's ({teacher}); "
+                         f"choose a folder outside it")
+    if (output / "model-last").exists() and latest_checkpoint(output) is None and not resume:
+        raise ValueError(f"{output} already holds a model-last that no checkpoint of this command goes with: "
+                         f"choose another output folder, or move it away")
+
+
+def _check_gold_labels(examples, nlp, path: Path) -> None:
+    """Gold examples none of whose labels (cats set to 1, entity labels) is one a head of the
+    student predicts would add a loss of 0 at every step: an error, not a silent no-op."""
+    encoder = nlp.get_pipe(encoder_name(nlp, "the student"))
+    predicted = {label for name in encoder.listening_components for label in getattr(nlp.get_pipe(name), "labels", ())}
+    found = {label for eg in examples for label, value in eg.reference.cats.items() if value}
+    found |= {ent.label_ for eg in examples for ent in eg.reference.ents}
+    if predicted and not found & predicted:
+        raise DataError(path, None, f"none of its labels ({', '.join(sorted(found)[:10]) or 'none'}) is one the "
+                                    f"student's heads predict ({', '.join(sorted(predicted))}): its losses would be 0; "
+                                    f"give the gold data of the teacher's task")
 
 
 def _checkpoint_to_resume(output: Path, resume: bool) -> Optional[Path]:

@@ -88,9 +88,10 @@ class Runner:
         """Go on from `checkpoint`, whose training state (read_state's) is `state`."""
         # Checkpoints from before --augment and --attention-weight had neither.
         saved = {"augment": 0.0, "attention_weight": 0.0, **state["settings"]}
+        # The steps too: the learning rate's schedule is laid out over them.
         for key in ("teacher", "layers", "data", "gold", "batch_size", "seed", "learn_rate", "temperature",
-                    "hidden_weight", "attention_weight", "augment"):
-            if str(saved[key]) != str(self.s.to_dict()[key]):
+                    "hidden_weight", "attention_weight", "augment", "steps", "epochs"):
+            if key in saved and str(saved[key]) != str(self.s.to_dict()[key]):
                 raise ValueError(f"{checkpoint} was written with {key} {saved[key]}, not "
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
                                  f"folder")
