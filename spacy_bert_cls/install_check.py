@@ -61,6 +61,13 @@ def install_check(wheel: PathLike, pipeline: PathLike, data: Sequence[PathLike],
     wheel, pipeline = Path(wheel), Path(pipeline)
     if not wheel.is_file():
         raise FileNotFoundError(f"{wheel}: no such wheel")
+    if venv is not None and Path(venv).is_dir() and any(Path(venv).iterdir()) \
+            and not (Path(venv) / "pyvenv.cfg").is_file():
+        raise ValueError(f"{venv}: --venv is a folder that holds other files, not a virtual environment: give a "
+                         f"new or empty folder (or an environment made before)")
+    if package_source is not None and package_source.startswith((".", "/", "~")) \
+            and not Path(package_source).expanduser().exists():
+        raise FileNotFoundError(f"{package_source}: --package-source is a path that does not exist")
     nlp = spacy.load(pipeline)
     texts: List[str] = []
     for path in data:

@@ -71,3 +71,15 @@ def test_given_environment_is_kept(pipeline_and_data, temp_root, tmp_path, monke
     summary = module.install_check(wheel, pipeline, [data], venv=tmp_path / "kept")
     assert summary["venv"] == str(tmp_path / "kept") and (tmp_path / "kept" / "bin").is_dir()
     assert list(temp_root.iterdir()) == []
+
+
+def test_a_venv_folder_with_other_files_and_a_missing_source_path_are_refused_first(tmp_path):
+    wheel = tmp_path / "x-0.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("the user's")
+    with pytest.raises(ValueError, match="holds other files, not a virtual environment"):
+        module.install_check(wheel, tmp_path / "pipeline", [], venv=tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]
+    with pytest.raises(FileNotFoundError, match="--package-source is a path that does not exist"):
+        module.install_check(wheel, tmp_path / "pipeline", [], package_source=str(tmp_path / "nope"))
