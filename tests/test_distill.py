@@ -251,3 +251,24 @@ def test_resuming_with_other_steps_is_refused(teacher, tmp_path):
     assert distill(Settings(**settings), stop_after=3) is None
     with pytest.raises(ValueError, match="written with steps 6, not 8"):
         distill(Settings(**{**settings, "steps": 8}, resume=True))
+
+
+def test_a_resumed_run_computes_on_the_fp32_backends_it_began_with(teacher, tmp_path, monkeypatch):
+    """The teacher's prediction copy runs its linear layers on MKL or oneDNN as each process's
+    timing chooses, and the two round differently: a checkpoint records the choices and a
+    resumed run takes them (a resumed process that chose otherwise ended 2e-6 away)."""
+    import torch
+
+    from spacy_bert_cls.pytorch import quantized
+
+    monkeypatch.setattr(quantized, "_BACKENDS", {})
+    settings = dict(teacher=teacher, output=tmp_path / "out", **FAST)
+    assert distill(Settings(**settings), stop_after=3) is None
+    state = torch.load(tmp_path / "out" / "checkpoint-00000003" / "training_state.pt", weights_only=True)
+    assert state["fp32_backends"] and state["fp32_backends"] == quantized.fp32_backend_choices()
+    other = {shape: "mkl" if choice == "onednn" else "onednn" for shape, choice in state["fp32_backends"].items()}
+    monkeypatch.setattr(quantized, "onednn_available", lambda: True)
+    monkeypatch.setattr(quantized, "_BACKENDS", {})
+    quantized.pin_fp32_backends(other)  # as a new process might have chosen
+    distill(Settings(**settings, resume=True))
+    assert quantized.fp32_backend_choices() == state["fp32_backends"]

@@ -24,6 +24,7 @@ from thinc.api import fix_random_seed
 from ..data.texts import read_texts
 from ..errors import DataError
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint, read_state
+from ..pytorch.quantized import pin_fp32_backends
 from .agreement import Agreement
 from .data import read_gold
 from .resume import resumed_layer_map
@@ -55,6 +56,8 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     fix_random_seed(s.seed)
     if checkpoint is not None:
         state = read_state(checkpoint, 1)  # read once: the optimizer's moments are the size of the model
+        # Before the teacher first predicts: its layers compute on the backends the run began with.
+        pin_fp32_backends(state.get("fp32_backends", {}))
         student = spacy.load(checkpoint)
         mapping = resumed_layer_map(state, teacher_bert(teacher).config.num_hidden_layers, s.layers)
     else:

@@ -14,6 +14,7 @@ from thinc.api import Adam
 
 from ..models.encoder import get_bert_shim
 from ..pretraining.checkpoints import save_checkpoint
+from ..pytorch.quantized import fp32_backend_choices
 from ..saving import save_pipeline
 from .agreement import Agreement
 from .data import WordReplacer, batch_at, steps_per_epoch
@@ -81,7 +82,8 @@ class Runner:
 
     def save_checkpoint(self) -> None:
         state = {"step": self.step, "world_size": 1, "settings": self.s.to_dict(), "layer_map": list(self.d.mapping),
-                 "optimizer": optimizer_state(self.optimizer, self.d.student), **random_state()}
+                 "optimizer": optimizer_state(self.optimizer, self.d.student), "fp32_backends": fp32_backend_choices(),
+                 **random_state()}
         save_checkpoint(self.s.output, self.step, state, self.d.student.to_disk, self.s.keep_checkpoints)
 
     def load_state(self, checkpoint: Path, state: Dict[str, Any]) -> None:

@@ -249,6 +249,25 @@ def chosen_int8_engines() -> List[str]:
         return sorted({engine for (kind, *_), engine in _BACKENDS.items() if kind == "int8"})
 
 
+def fp32_backend_choices() -> Dict[str, str]:
+    """fp32_backend's choices in this process so far, {"IN x OUT": "mkl" or "onednn"}: what a
+    checkpoint records so that a resumed run computes with the backends it began with."""
+    with _BACKEND_LOCK:
+        return {f"{i} x {o}": choice for (kind, i, o), choice in _BACKENDS.items() if kind == "fp32"}
+
+
+def pin_fp32_backends(choices: Dict[str, str]) -> None:
+    """Take fp32_backend_choices() of another process (a checkpoint's) instead of timing those
+    shapes again: the backends round differently, so a resumed run that chose otherwise would
+    not end as the stopped one would have. oneDNN is not pinned where this build lacks it."""
+    with _BACKEND_LOCK:
+        for shape, choice in choices.items():
+            if choice == "onednn" and not onednn_available():
+                continue
+            i, o = (int(n) for n in shape.split(" x "))
+            _BACKENDS[("fp32", i, o)] = choice
+
+
 def onednn_available() -> bool:
     return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))

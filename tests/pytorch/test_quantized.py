@@ -378,3 +378,21 @@ def test_quantize_options_out_of_range_are_refused_before_loading(tmp_path, opti
     with pytest.raises(ValueError, match=message):
         quantize_pipeline(tmp_path / "not-loaded", tmp_path / "out", dtype="int8", **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_pinned_fp32_backends_are_taken_without_timing(monkeypatch):
+    from spacy_bert_cls.pytorch import quantized
+
+    monkeypatch.setattr(quantized, "_BACKENDS", {})
+    monkeypatch.setattr(quantized, "onednn_available", lambda: True)
+    quantized.pin_fp32_backends({"8 x 24": "onednn", "24 x 8": "mkl"})
+    assert quantized.fp32_backend_choices() == {"8 x 24": "onednn", "24 x 8": "mkl"}
+
+    def no_timing():
+        raise AssertionError("a pinned shape was timed again")
+
+    assert quantized.fp32_backend(torch.nn.Linear(8, 24), timer=no_timing) == "onednn"
+    monkeypatch.setattr(quantized, "onednn_available", lambda: False)
+    monkeypatch.setattr(quantized, "_BACKENDS", {})
+    quantized.pin_fp32_backends({"8 x 24": "onednn"})  # a build without oneDNN times it itself
+    assert quantized.fp32_backend_choices() == {}
