@@ -118,6 +118,16 @@ def _check_in(workdir: Path, venv: Path, wheel: Path, pipeline: Path, package_so
                "venv": None if venv.is_relative_to(workdir) else str(venv),
                "mismatches": len(mismatches), **timings}
     if mismatches or len(got) != len(expected):
-        raise AssertionError(f"the installed pipeline differs on {len(mismatches)} of {len(texts)} texts; "
-                             f"first: {json.dumps(mismatches[:1])[:2000]}")
+        raise PredictionsDiffer(f"the installed pipeline differs on {len(mismatches)} of {len(texts)} texts; "
+                                f"first: {json.dumps(mismatches[:1])[:2000]}",
+                                {**summary, "first_mismatches": mismatches[:20]})
     return summary
+
+
+class PredictionsDiffer(AssertionError):
+    """The installed pipeline predicts otherwise than the folder; `summary` is the report
+    (install_check's, with the first 20 differing texts), which the command still writes."""
+
+    def __init__(self, message: str, summary: Dict) -> None:
+        super().__init__(message)
+        self.summary = summary

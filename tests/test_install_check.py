@@ -60,9 +60,12 @@ def test_temporary_environment_is_removed(pipeline_and_data, temp_root, monkeypa
 def test_temporary_environment_is_removed_when_predictions_differ(pipeline_and_data, temp_root, monkeypatch):
     pipeline, data, wheel = pipeline_and_data
     fake_environment(monkeypatch, lambda texts: [{"cats": {}, "ents": [[0, 1, "X"]]} for _ in texts])
-    with pytest.raises(AssertionError, match="differs on 2 of 2 texts"):
+    with pytest.raises(AssertionError, match="differs on 2 of 2 texts") as raised:
         module.install_check(wheel, pipeline, [data])
     assert list(temp_root.iterdir()) == []
+    # the report the command writes with -o: which texts differ, and how
+    report = raised.value.summary
+    assert report["mismatches"] == 2 and report["first_mismatches"][0]["installed"]["ents"] == [[0, 1, "X"]]
 
 
 def test_given_environment_is_kept(pipeline_and_data, temp_root, tmp_path, monkeypatch):
@@ -83,3 +86,17 @@ def test_a_venv_folder_with_other_files_and_a_missing_source_path_are_refused_fi
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]
     with pytest.raises(FileNotFoundError, match="--package-source is a path that does not exist"):
         module.install_check(wheel, tmp_path / "pipeline", [], package_source=str(tmp_path / "nope"))
+
+
+def test_the_command_writes_its_report_when_predictions_differ(pipeline_and_data, temp_root, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from spacy_bert_cls.cli import app
+
+    pipeline, data, wheel = pipeline_and_data
+    fake_environment(monkeypatch, lambda texts: [{"cats": {}, "ents": [[0, 1, "X"]]} for _ in texts])
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["install-check", str(wheel), str(pipeline), str(data), "-o", str(report)],
+                                catch_exceptions=False)
+    assert result.exit_code == 1 and "report: " in result.output and "Traceback" not in result.output
+    assert json.loads(report.read_text())["mismatches"] == 2

@@ -190,7 +190,10 @@ def install_check_cli(
     try:
         summary = install_check(wheel, pipeline, data, venv=venv, package_source=package_source)
     except (AssertionError, RuntimeError) + USER_ERRORS as err:
-        fail("install-check failed", err)
+        report = getattr(err, "summary", None)  # the predictions differ: the report says where
+        if output and report:
+            output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+        fail("install-check failed" + (f" (report: {output})" if output and report else ""), err)
     msg.good(f"{wheel.name}: same cats and entities as {pipeline} on {summary['texts']} texts "
              f"(install {summary['install_seconds']} s, load + predict {summary['load_and_predict_seconds']} s)")
     if output:
