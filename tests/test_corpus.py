@@ -476,3 +476,9 @@ def test_merged_corpus_balance_repeats_the_rarer_kind(tmp_path):
     plain.write_text('{"text": "x", "labels": []}\n')
     texts = [eg.reference.text for eg in create_merged_corpus_reader_v1({"c": cats, "p": plain}, balance=True)(nlp)]
     assert texts == ["t0", "x", "t1", "t2", "t3", "t4"]
+
+
+def test_a_folder_without_docbin_files_is_an_error(tmp_path, nlp):
+    (tmp_path / "train.jsonl").write_text('{"text": "x", "label": "A"}\n')
+    with pytest.raises(DataError, match=r"is a folder without \.spacy files"):
+        create_corpus_reader_v1(tmp_path)

@@ -29,6 +29,9 @@ def resolve_format(path: Path, format: str = "auto") -> str:
                 f"is a folder, which only the 'spacy' format reads (a folder of "
                 f"{DOCBIN_SUFFIX} files); give the {format} file itself",
             )
+        if not any(path.rglob(f"*{DOCBIN_SUFFIX}")):  # spaCy's Corpus would only warn (W090), then read nothing
+            raise DataError(path, None, f"is a folder without {DOCBIN_SUFFIX} files: give the data file itself "
+                                        f"(.txt, .jsonl, CoNLL, {DOCBIN_SUFFIX}) or a folder of {DOCBIN_SUFFIX} files")
         return "spacy"
     if format == "spacy" and not path.name.endswith(DOCBIN_SUFFIX):
         raise DataError(

@@ -26,9 +26,6 @@ def iter_texts(path: Path, nlp: Language) -> Iterator[str]:
     if not path.exists():
         raise DataError(path, None, "no such file")
     suffix = path.suffix.lower()
-    if path.is_dir() and not any(path.rglob("*.spacy")):
-        raise DataError(path, None, "is a folder without .spacy files: give the data file itself (.txt, "
-                                    ".jsonl, CoNLL, .spacy)")
     if suffix in ANNOTATED or path.is_dir():
         texts: Iterator[str] = (eg.reference.text for eg in create_corpus_reader_v1(path)(nlp))
     elif suffix in (".jsonl", ".json"):
