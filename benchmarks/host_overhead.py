@@ -70,21 +70,17 @@ def write_tiny_bert(folder: Path, source: Path, seed: int = 0) -> Path:
 def document_examples(nlp, datasets: Path) -> list:
     """DOCUMENTS' examples: each `per_doc` consecutive sentences of the file as one doc, with
     their entities (IOB2 tags)."""
+    from itertools import islice
+
     from spacy.tokens import Doc
     from spacy.training import Example
 
+    from spacy_bert_cls.data.conll import read_conll
+
     path, per_doc, n_docs = DOCUMENTS
-    sentences, words, tags = [], [], []
-    for line in (datasets / path).read_text(encoding="utf8").splitlines() + [""]:
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0].strip():
-            words.append(parts[0])
-            tags.append(parts[-1].strip())
-        elif words:
-            sentences.append((words, tags))
-            words, tags = [], []
+    sentences = list(islice(read_conll(datasets / path), per_doc * n_docs))
     examples = []
-    for start in range(0, min(len(sentences), per_doc * n_docs) - per_doc + 1, per_doc):
+    for start in range(0, len(sentences) - per_doc + 1, per_doc):
         group = sentences[start:start + per_doc]
         doc_words = [w for ws, _ in group for w in ws]
         reference = Doc(nlp.vocab, words=doc_words, ents=[t for _, ts in group for t in ts])
