@@ -185,19 +185,22 @@ def install_check_cli(
     """Install WHEEL in a fresh virtual environment, load it with no network, compare with PIPELINE."""
     import json
 
-    from ..install_check import install_check
+    from ..install_check import PredictionsDiffer, install_check
+
+    def write(report: dict) -> None:
+        if output:
+            output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
 
     try:
         summary = install_check(wheel, pipeline, data, venv=venv, package_source=package_source)
+    except PredictionsDiffer as err:  # the report says which texts differ, and how
+        write(err.summary)
+        fail("install-check failed" + (f" (report: {output})" if output else ""), err)
     except (AssertionError, RuntimeError) + USER_ERRORS as err:
-        report = getattr(err, "summary", None)  # the predictions differ: the report says where
-        if output and report:
-            output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
-        fail("install-check failed" + (f" (report: {output})" if output and report else ""), err)
+        fail("install-check failed", err)
     msg.good(f"{wheel.name}: same cats and entities as {pipeline} on {summary['texts']} texts "
              f"(install {summary['install_seconds']} s, load + predict {summary['load_and_predict_seconds']} s)")
-    if output:
-        output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
+    write(summary)
 
 
 @app.command("fit-config")
