@@ -5,6 +5,7 @@ exclusive classes; entity P/R/F per type and examples rendered with displaCy (go
 predicted); the pretraining curves when a log.csv is given. Self-contained (images inline).
 """
 import base64
+import csv
 import html
 import io
 import json
@@ -20,8 +21,9 @@ from spacy.training import Example
 from .checkpoint.io import atomic_path
 from .data.readers import create_corpus_reader_v1
 from .errors import DataError
+from .outputs import check_apart, check_file_output
 from .pretraining.curves import draw_curves
-from .pretraining.log import read_log
+from .pretraining.log import LOG_FIELDS, read_log
 
 PathLike = Union[str, Path]
 
@@ -66,6 +68,32 @@ def _check_something_to_score(nlp: Language, pipeline_name: str, path: Path, exa
                                 f"file with a pipeline that predicts what it holds")
 
 
+def check_outputs(pipeline: PathLike, data: Sequence[PathLike], output: Optional[PathLike],
+                  report: Optional[PathLike], curves: Optional[PathLike]) -> None:
+    """A ValueError, before anything is scored, when the metrics (`output`) or the report
+    could not be written or would replace the pipeline or a data file, when both are one
+    file, or when `curves` is not a pretraining log.csv or has no report to go in."""
+    for path, option in ((output, "--output"), (report, "--html")):
+        if path is not None:
+            check_file_output(path, option)
+            check_apart(path, [pipeline, *data], option)
+    if output is not None and report is not None and Path(output).resolve() == Path(report).resolve():
+        raise ValueError(f"--output and --html are both {output}: give the metrics and the report a file each")
+    if curves is None:
+        return
+    if report is None:
+        raise ValueError(f"--curves {curves}: the curves are drawn in the HTML report; add --html FILE.html")
+    if not Path(curves).is_file():
+        raise ValueError(f"--curves {curves}: no such file (a pretraining run's OUTPUT_DIR/log.csv)")
+    try:
+        rows = read_log(Path(curves))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(curves, None, f"not a pretraining log.csv ({err})") from None
+    if not any(row.get("kind") == "train" for row in rows) or set(rows[0]) != set(LOG_FIELDS):
+        raise DataError(curves, None, "no training rows of a pretraining log.csv (columns "
+                                      f"{', '.join(LOG_FIELDS)}): give the log.csv that pretrain wrote")
+
+
 def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, examples_shown: int = 20) -> Dict:
     """Score `pipeline` on each data file. RETURNS the metrics (and what the report needs).
 
@@ -77,8 +105,10 @@ def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, e
     result: Dict = {"pipeline": str(pipeline) if not isinstance(pipeline, Language) else nlp.meta.get("name"),
                     "components": nlp.pipe_names, "files": {}}
     read = [(Path(path), list(create_corpus_reader_v1(Path(path), labels=labels)(nlp))) for path in data]
+    unknown = {}
     for path, examples in read:
         _check_something_to_score(nlp, str(result["pipeline"]), path, examples)
+        unknown[path] = _unknown_entity_labels(nlp, path, examples)
     for path, examples in read:
         start = time.perf_counter()
         docs = list(nlp.pipe(eg.predicted for eg in examples))
@@ -100,8 +130,24 @@ def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, e
         with_ents = [(eg, doc) for eg, doc in zip(examples, docs) if eg.reference.has_annotation("ENT_IOB")]
         if with_ents and examples_shown:
             entry["entity_examples"] = [_entity_example(eg, doc) for eg, doc in with_ents[:examples_shown]]
+        if unknown[path]:
+            entry["unknown_entity_labels"] = unknown[path]
         result["files"][str(path)] = entry
     return result
+
+
+def _unknown_entity_labels(nlp: Language, path: Path, examples: List[Example]) -> List[str]:
+    """The file's entity labels that no entity component predicts (each such entity can only
+    be missed). A DataError when that is all of them: its F would be 0 whatever the model."""
+    predicted = {label for name in _entity_components(nlp) for label in getattr(nlp.get_pipe(name), "labels", ())}
+    gold = {ent.label_ for eg in examples for ent in eg.reference.ents}
+    if not predicted or not gold:
+        return []
+    if not gold & predicted:
+        raise DataError(path, None, f"none of its entity labels ({', '.join(sorted(gold))}) is one the pipeline "
+                                    f"predicts ({', '.join(sorted(predicted))}): every entity would be missed; "
+                                    f"give data with the pipeline's labels, or map the labels first")
+    return sorted(gold - predicted)
 
 
 def _score(nlp: Language, examples: List[Example]) -> Dict:
@@ -147,7 +193,7 @@ def write_report(result: Dict, output: PathLike, curves: Optional[PathLike] = No
             for example in entry["entity_examples"]:
                 parts.append('<div class="example">' + _render(example["text"], example["gold"], "gold")
                              + _render(example["text"], example["predicted"], "predicted") + "</div>")
-    if curves is not None and Path(curves).is_file():
+    if curves is not None:
         parts.append("<h2>Pretraining curves</h2>")
         parts.append(f'<img alt="pretraining curves" src="data:image/png;base64,{_curves_png(Path(curves))}">')
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>spacy_bert_cls evaluation</title>"

@@ -1,5 +1,5 @@
 """spacy-bert-cls evaluate: what it prints without -o/--html, a file with nothing the
-pipeline predicts, and a confusion matrix whose counts can be read."""
+pipeline predicts, outputs it must not write, and a confusion matrix whose counts can be read."""
 import json
 import re
 
@@ -76,3 +76,54 @@ def test_confusion_counts_contrast_with_their_cells():
     assert len(cells) == 16
     assert min(_contrast(bg, fg) for bg, fg, _ in cells) >= 4.5
     assert {fg for _, fg, _ in cells} == {"#000000", "#ffffff"}
+
+
+def _evaluate(*args):
+    return CliRunner().invoke(app, ["evaluate", *map(str, args)], env={"COLUMNS": "60"})
+
+
+def test_outputs_that_would_replace_an_input_or_cannot_be_written_are_refused_first(pipelines, tmp_path):
+    """`-o DATA` wrote the metrics over the data file (exit 0); `-o FOLDER` and `-o FILE/x`
+    ended in tracebacks after scoring; `-o X --html X` kept only the report."""
+    data = tmp_path / "dev.jsonl"
+    data.write_bytes((pipelines / "dev.jsonl").read_bytes())
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("mine\n")
+    pipeline = pipelines / "bert_textcat"
+    cases = [(["-o", data], "--output", "which this command reads"),
+             (["--html", pipeline], "--html", "is a folder"),
+             (["-o", tmp_path / "a_folder"], "--output", "is a folder"),
+             (["-o", tmp_path / "a_file" / "m.json"], "--output", "is a file, not a folder"),
+             (["-o", tmp_path / "r.out", "--html", tmp_path / "r.out"], "both", "a file each")]
+    for options, option, what in cases:
+        line = _one_line_error(_evaluate(pipeline, data, *options))
+        assert option in line and what in line, line
+    assert data.read_bytes() == (pipelines / "dev.jsonl").read_bytes()
+    assert (tmp_path / "a_file").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "dev.jsonl"]
+
+
+def test_curves_must_be_a_log_and_go_in_a_report(pipelines, tmp_path):
+    """--curves was ignored without --html, or when the file was missing; an empty one gave an empty plot."""
+    data, report = pipelines / "dev.jsonl", tmp_path / "r.html"
+    (tmp_path / "empty.csv").write_text("")
+    for curves, options, what in ((tmp_path / "log.csv", [], "add --html"),
+                                  (tmp_path / "missing.csv", ["--html", report], "no such file"),
+                                  (tmp_path / "empty.csv", ["--html", report], "no training rows")):
+        line = _one_line_error(_evaluate(pipelines / "bert_textcat", data, "--curves", curves, *options))
+        assert what in line and str(curves) in line, line
+    assert not report.exists()
+
+
+def test_entity_labels_the_pipeline_lacks(pipelines, tmp_path):
+    """An NER file none of whose labels the pipeline predicts scored 0.0 and exited 0; some
+    unknown labels are named in a warning."""
+    foreign = tmp_path / "foreign.conll"
+    foreign.write_text("John\tB-PERSON\nvisited\tO\nParis\tB-GPE\n")
+    line = _one_line_error(_evaluate(pipelines / "bert_ner", foreign))
+    assert str(foreign) in line and "GPE, PERSON" in line and "LOC, ORG, PER" in line
+    mixed = tmp_path / "mixed.conll"
+    mixed.write_text("john\tB-PER\nvisited\tO\nparis\tB-GPE\n")
+    result = _evaluate(pipelines / "bert_ner", mixed)
+    assert result.exit_code == 0, result.output
+    assert "does not predict" in result.output and "GPE" in result.output

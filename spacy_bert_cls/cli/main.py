@@ -151,9 +151,10 @@ def evaluate_cli(
     """Score a pipeline on data files. Prints the metrics of each file; writes them as JSON
     with --output and an HTML report (per-label scores, confusion matrix, entities shown with
     displaCy) with --html."""
-    from ..evaluate import evaluate, write_metrics, write_report
+    from ..evaluate import check_outputs, evaluate, write_metrics, write_report
 
     try:
+        check_outputs(pipeline, data, output, html, curves)
         result = evaluate(pipeline, data)
     except USER_ERRORS as err:
         fail("Evaluation failed; nothing was written", err)
@@ -162,13 +163,18 @@ def evaluate_cli(
         if "accuracy" in entry:
             shown = {"accuracy": entry["accuracy"], **shown}
         msg.info(f"{path}: {entry['n_examples']} examples")
+        if entry.get("unknown_entity_labels"):
+            msg.warn(f"{path}: entity labels the pipeline does not predict, counted as missed: "
+                     f"{', '.join(entry['unknown_entity_labels'])}")
         msg.table([(k, f"{v:.4f}") for k, v in shown.items()])
-    if output:
-        write_metrics(result, output)
-        msg.good(f"Saved {output}")
-    if html:
-        write_report(result, html, curves)
-        msg.good(f"Saved {html}")
+    for path, write in ((output, lambda: write_metrics(result, output)),
+                        (html, lambda: write_report(result, html, curves))):
+        if path:
+            try:
+                write()
+            except OSError as err:
+                fail(f"{path} not written", err)
+            msg.good(f"Saved {path}")
     if not output and not html:
         msg.text("Nothing written: -o FILE.json saves the metrics, --html FILE.html a report.")
 
