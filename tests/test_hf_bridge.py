@@ -18,7 +18,7 @@ from spacy_bert_cls.cli import app
 from spacy_bert_cls.decoding import first_piece_entities
 from spacy_bert_cls.errors import CheckpointError
 from spacy_bert_cls.interop.hf_export import export_hf
-from spacy_bert_cls.interop.hf_format import THRESHOLDS_KEY
+from spacy_bert_cls.interop.hf_format import THRESHOLDS_KEY, WINDOWS_KEY
 from spacy_bert_cls.interop.hf_import import import_hf, parse_tags
 from spacy_bert_cls.interop.training_config import write_training_config
 from spacy_bert_cls.tokenization.words import word_starts
@@ -406,6 +406,47 @@ def test_export_is_atomic(trained, tmp_path, monkeypatch):
         export_hf(nlp, target, component="bert_ner", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["hf"], "no staging folder left behind"
     assert [p.name for p in target.iterdir()] == ["keep.txt"], "the old folder is untouched"
+
+
+def test_round_trip_keeps_the_windows(trained, tmp_path):
+    """An exported pipeline imported back had one window of max_position_embeddings in place of
+    its own window_size / stride, and split long texts otherwise (other numbers, other entities)."""
+    nlp = trained["BIO"]
+    out = export_hf(nlp, tmp_path / "hf", component="bert_ner")
+    assert json.loads((out / "config.json").read_text())[WINDOWS_KEY] == {"window_size": 64, "stride": 48,
+                                                                          "overlap": "center"}
+    again = import_hf(out, None)
+    assert again.get_pipe("bert").model.get_ref("encoder").attrs["stride"] == 48
+    long_text = " ".join(EXPORT_TEXTS * 12)  # several windows of 64 pieces
+    ours, theirs = nlp(long_text), again(long_text)
+    assert len(nlp.get_pipe("bert").model.get_ref("pieces")([ours], False)[0][0].ids) > 64
+    assert same_entities(our_entities(ours), our_entities(theirs))
+
+
+def test_outputs_that_would_replace_the_input_are_refused_even_with_force(trained, tmp_path, hf_tokenizer):
+    """import-hf HF HF --force turned the HF folder into a pipeline, export-hf P P --force the
+    reverse; a file as OUTPUT_DIR was replaced (leaving a hidden temporary file); a bad
+    --train-config failed after the pipeline was written, saying nothing was."""
+    make_hf_model(tmp_path / "hf", hf_tokenizer, "BertForSequenceClassification", CATS)
+    trained["BIO"].to_disk(tmp_path / "pipe")
+    (tmp_path / "a_file").write_text("mine\n")
+    (tmp_path / "a_folder").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    runner = CliRunner()
+    cases = [(["import-hf", tmp_path / "hf", tmp_path / "hf", "--force"], "which this command reads"),
+             (["import-hf", tmp_path / "hf", tmp_path, "--force"], "holds"),
+             (["export-hf", tmp_path / "pipe", tmp_path / "pipe", "--force", "--component", "bert_ner"],
+              "which this command reads"),
+             (["import-hf", tmp_path / "hf", tmp_path / "a_file", "--force"], "is a file"),
+             (["import-hf", tmp_path / "hf", tmp_path / "new", "--train-config", tmp_path / "a_folder"], "is a folder"),
+             (["import-hf", tmp_path / "hf", tmp_path / "new", "--decoder", "bogus"], "constrained, hf_first, argmax")]
+    for args, what in cases:
+        result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "60"})
+        assert result.exit_code == 1 and what in result.output, result.output
+        assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "a_file").read_text() == "mine\n" and not list((tmp_path / "a_folder").iterdir())
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
 
 
 # --- what cannot be imported or exported says why --------------------------------------

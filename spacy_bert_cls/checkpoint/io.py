@@ -274,10 +274,12 @@ def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
             os.replace(path, previous)
             os.replace(tmp, path)
             shutil.rmtree(previous, ignore_errors=True)
-        # After an exchange, `tmp` holds the old folder: removed below.
+        # After an exchange, `tmp` holds the old folder (or file): removed below.
     finally:
-        if tmp.exists():
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
 
 
 def write_tensors(path: Path, tensors: Dict[str, torch.Tensor]) -> None:

@@ -21,8 +21,12 @@ def import_hf_cli(
     """Turn a fine-tuned HF BERT classifier or tagger into a spaCy pipeline (bert + bert_textcat / bert_ner)."""
     from ..interop.hf_import import import_hf
     from ..interop.training_config import write_training_config
+    from ..outputs import check_apart, check_file_output
 
     try:
+        if train_config is not None:  # before the import: a bad path must leave nothing written
+            check_file_output(train_config, "--train-config")
+            check_apart(train_config, [model_dir, output_dir], "--train-config")
         nlp = import_hf(model_dir, output_dir, lang=lang, task=task, decoder=decoder, tokenizer=tokenizer,
                         overwrite=force)
         if train_config is not None:

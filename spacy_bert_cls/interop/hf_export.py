@@ -17,8 +17,8 @@ from ..decoding import hf_tag_names
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import ClassificationHead
-from .hf_format import (SEQUENCE_CLASSIFIER, TAGS_KEY, THRESHOLDS_KEY, TOKEN_CLASSIFIER, atomic_folder,
-                        classifier_tensors)
+from .hf_format import (SEQUENCE_CLASSIFIER, TAGS_KEY, THRESHOLDS_KEY, TOKEN_CLASSIFIER, WINDOWS_KEY, atomic_folder,
+                        check_output, classifier_tensors)
 
 
 def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] = None,
@@ -30,7 +30,8 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     AutoModelForSequenceClassification / AutoModelForTokenClassification, AutoTokenizer and
     transformers.pipeline. A multi-label classifier's thresholds go to config.json under
     "spacy_bert_cls_thresholds"; a BILUO tagger's rows are named as HF's pipeline reads
-    them (U- as B-, L- as I-), with the real tags under "spacy_bert_cls_tags".
+    them (U- as B-, L- as I-), with the real tags under "spacy_bert_cls_tags"; the encoder's
+    windows go under "spacy_bert_cls_windows", for import-hf to give them back.
 
     pipeline (Union[str, Path, Language]): a pipeline or its folder.
     output_dir: the folder to write, whole or not at all.
@@ -46,6 +47,7 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     from ..tokenization.wordpiece import save_piece_tokenizer, tokenizer_lowercases
 
     source = str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
+    check_output(output_dir, [pipeline] if isinstance(pipeline, (str, Path)) else [], overwrite)
     nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
     component, head = _export_head(nlp, component, source)
     listener = head.model.get_ref("tok2vec")
@@ -55,6 +57,8 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
     state = {k: v.detach().float() for k, v in bert.state_dict().items()}
     classifier = _classifier_head(head)
     extra, tensors = _hf_config(head, component, listener, config, state, source)
+    windowed = encoder_model.get_ref("encoder")
+    extra[WINDOWS_KEY] = {key: windowed.attrs[key] for key in ("window_size", "stride", "overlap")}
     tensors.update(classifier_tensors(classifier))
     tokenizer = get_piece_tokenizer(encoder_model.get_ref("pieces"))
     with atomic_folder(output_dir, overwrite=overwrite) as tmp:

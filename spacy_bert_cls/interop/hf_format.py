@@ -7,12 +7,13 @@ hold one direction each.
 """
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Union
+from typing import Dict, Iterator, Sequence, Union
 
 from torch import Tensor
 
 from ..checkpoint.io import atomic_dir
 from ..errors import CheckpointError
+from ..outputs import check_apart, check_folder_output
 from ..pytorch.heads import ClassificationHead
 
 SEQUENCE_CLASSIFIER = "BertForSequenceClassification"
@@ -26,6 +27,24 @@ CLASSIFIER_KEYS = (f"{CLASSIFIER}.weight", f"{CLASSIFIER}.bias")
 # when it is not plain BIO (BILUO rows carry HF names B-/I-, see hf_export.export_hf).
 THRESHOLDS_KEY = "spacy_bert_cls_thresholds"
 TAGS_KEY = "spacy_bert_cls_tags"
+# ... and the encoder's windows (window_size, stride, overlap), so that a pipeline exported and
+# imported back splits long texts as it did (an HF folder of elsewhere gets one window of
+# max_position_embeddings, as HF's tokenizer truncates there).
+WINDOWS_KEY = "spacy_bert_cls_windows"
+
+
+def check_output(path: Union[str, Path], inputs: Sequence[Union[str, Path]], overwrite: bool) -> None:
+    """Before any work: `path` can be the output folder. A CheckpointError when it is a file,
+    one of `inputs` or a folder holding one (even with overwrite: it would replace what the
+    command reads), or a folder with files in it without overwrite."""
+    path = Path(path)
+    try:
+        check_folder_output(path, "OUTPUT_DIR")
+        check_apart(path, inputs, "OUTPUT_DIR")
+    except ValueError as err:
+        raise CheckpointError(path, str(err)) from None
+    if path.exists() and not overwrite and any(path.iterdir()):
+        raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
 
 
 @contextmanager
@@ -36,9 +55,7 @@ def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[P
     `path` is an error unless `overwrite`; then it is swapped out only once the new
     folder is complete.
     """
-    path = Path(path)
-    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
-        raise CheckpointError(path, "exists and is not empty (pass overwrite / --force to replace it)")
+    check_output(path, (), overwrite)
     # One atomic swap (checkpoint.io.atomic_dir): a kill at any moment leaves the old
     # folder or the new one, whole, with the permissions a plain mkdir gives.
     with atomic_dir(path) as staging:

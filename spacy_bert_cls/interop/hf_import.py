@@ -10,7 +10,8 @@ our pooled [CLS] -> Dropout -> Linear (W [n_labels, hidden] = classifier.weight;
 pytorch/heads.ClassificationHead, the head export-hf and model.onnx use too), and HF's
 token classifier on each word's first piece is our tagger on each token's first piece
 (reduce_first). Windows: an imported pipeline's window covers max_position_embeddings, so a
-text that HF takes whole (up to 512 pieces) is one window here, with the same numbers.
+text that HF takes whole (up to 512 pieces) is one window here, with the same numbers; a
+folder that export-hf wrote keeps the windows of the pipeline it came from.
 The other direction is hf_export.py.
 """
 import logging
@@ -30,7 +31,7 @@ from ..pytorch.config import BertConfig
 from ..pytorch.heads import ClassificationHead
 from ..tags import TAG_ACTIONS
 from .hf_format import (CLASSIFIER_KEYS, SEQUENCE_CLASSIFIER, TAGS_KEY, TASKS, THRESHOLDS_KEY, TOKEN_CLASSIFIER,
-                        atomic_folder)
+                        WINDOWS_KEY, atomic_folder, check_output)
 
 logger = logging.getLogger(__name__)
 
@@ -212,15 +213,23 @@ def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]
     model_dir = Path(model_dir)
     if task not in (None, "textcat", "ner"):
         raise ValueError(f"task must be 'textcat' or 'ner', got {task!r}")
+    from ..pipeline.ner import DECODERS
+
+    if decoder not in DECODERS:
+        raise ValueError(f"--decoder {decoder!r}: bert_ner's decoder is one of {', '.join(DECODERS)}")
+    if output_dir is not None:
+        check_output(output_dir, [model_dir] + ([tokenizer] if tokenizer is not None else []), overwrite)
     read_hf_config(model_dir)  # config.json first: its errors are the clearest
-    task = task or _task(read_json(model_dir / CONFIG_FILE), model_dir / CONFIG_FILE)
+    data = read_json(model_dir / CONFIG_FILE)
+    task = task or _task(data, model_dir / CONFIG_FILE)
     with _no_pooler_warning(task == "ner"):
         config, state, heads = load_bert_checkpoint(model_dir)
         if task == "textcat" and "pooler.dense.weight" not in state:
             raise CheckpointError(model_dir, "no pooler weights (bert.pooler.*): BertForSequenceClassification "
                                              "classifies the pooled [CLS], so they are needed")
         head = read_hf_head(model_dir, heads, config, task)
-        nlp = _build_pipeline(head, config, lang, decoder, model_dir, tokenizer)
+        windows = _windows(data, config, model_dir / CONFIG_FILE)
+        nlp = _build_pipeline(head, config, windows, lang, decoder, model_dir, tokenizer)
     nlp.meta["description"] = f"Imported from {model_dir.name} ({head.task}, spacy-bert-cls import-hf)"
     if output_dir is not None:
         with atomic_folder(output_dir, overwrite=overwrite) as tmp:
@@ -228,16 +237,28 @@ def import_hf(model_dir: Union[str, Path], output_dir: Optional[Union[str, Path]
     return nlp
 
 
-def _build_pipeline(head: HFHead, config: BertConfig, lang: str, decoder: str, model_dir: Path,
-                    tokenizer: Optional[Union[str, Path]]):
+def _windows(data: dict, config: BertConfig, path: Path) -> Dict[str, object]:
+    """The bert component's window settings: those our export wrote (WINDOWS_KEY), else one
+    window of everything HF's tokenizer keeps (it truncates at max_position_embeddings)."""
+    window = config.max_position_embeddings
+    default = {"window_size": window, "stride": max(1, (window - 2) * 3 // 4)}
+    saved = data.get(WINDOWS_KEY)
+    if saved is None:
+        return default
+    if (not isinstance(saved, dict) or not set(saved) <= {"window_size", "stride", "overlap"}
+            or not all(isinstance(saved.get(k), int) for k in ("window_size", "stride"))):
+        raise CheckpointError(path, f"{WINDOWS_KEY} is not {{\"window_size\": int, \"stride\": int, \"overlap\": "
+                                    f"str}} (export-hf writes it): remove it to use one window of {window} pieces")
+    return dict(saved)
+
+
+def _build_pipeline(head: HFHead, config: BertConfig, windows: Dict[str, object], lang: str, decoder: str,
+                    model_dir: Path, tokenizer: Optional[Union[str, Path]]):
     from spacy.training import Example
 
     nlp = blank_language(lang)
-    # One window covers everything HF's tokenizer keeps (it truncates at max_position_embeddings).
-    window = config.max_position_embeddings
     nlp.add_pipe("bert", config={"model": {"@architectures": "spacy-bert-cls.BertTransformer.v1",
-                                           **config.to_dict(), "window_size": window,
-                                           "stride": max(1, (window - 2) * 3 // 4)}})
+                                           **config.to_dict(), **windows}})
     width = config.hidden_size
     if head.task == "textcat":
         name = "bert_textcat"

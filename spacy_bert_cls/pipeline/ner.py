@@ -299,6 +299,7 @@ def _decode_hf_first(pipe: "BertEntityRecognizer", docs: Sequence[Doc], scores: 
 
 _DECODE: Dict[str, Callable[..., Decoded]] = {
     "constrained": _decode_constrained, "hf_first": _decode_hf_first, "argmax": _decode_argmax}
+DECODERS = tuple(_DECODE)
 
 
 def _gold_tag_ids(scheme: TagScheme, eg: Example) -> numpy.ndarray:
