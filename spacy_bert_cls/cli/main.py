@@ -62,12 +62,14 @@ def tune_thresholds_cli(
     from ..pipeline.textcat import tune_pipeline_thresholds
 
     try:
-        thresholds, before, after = tune_pipeline_thresholds(pipeline, data, output or pipeline, component)
+        tuned = tune_pipeline_thresholds(pipeline, data, output or pipeline, component)
     except USER_ERRORS as err:
         fail("Thresholds not tuned; nothing was written", err)
     msg.good(f"Saved {output or pipeline} with tuned thresholds (macro F on {data.name}: "
-             f"{before:.4f} with the previous ones, {after:.4f} tuned)")
-    msg.table([(label, f"{value:.2f}") for label, value in thresholds.items()], header=("label", "threshold"))
+             f"{tuned.before:.4f} with the previous ones, {tuned.after:.4f} tuned)")
+    if tuned.kept:
+        msg.warn(f"No positive example in {data.name} for {', '.join(tuned.kept)}: their thresholds are kept as they were")
+    msg.table([(label, f"{value:.2f}") for label, value in tuned.thresholds.items()], header=("label", "threshold"))
 
 
 @app.command("pretrain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

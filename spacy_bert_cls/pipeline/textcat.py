@@ -6,7 +6,8 @@ probabilities; multi-label decisions use one threshold per label, tuned on dev d
 callback spacy-bert-cls.tune_thresholds.v1) or set by hand, saved with the pipeline.
 """
 from itertools import islice
-from typing import Callable, Dict, Iterable, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 import numpy
 from spacy.language import Language
@@ -223,11 +224,12 @@ def make_textcat_scorer_v1() -> Callable:
 
 
 def best_thresholds(probs: numpy.ndarray, truths: numpy.ndarray, known: Optional[numpy.ndarray] = None,
-                    grid: Optional[numpy.ndarray] = None) -> numpy.ndarray:
+                    grid: Optional[numpy.ndarray] = None, keep: Optional[numpy.ndarray] = None) -> numpy.ndarray:
     """Per label, the threshold on the grid that maximises F1 (ties: the lowest such).
 
     probs, truths (ndarray[n_docs, n_labels]); known: 1 where the gold value exists.
-    A label with no positive example keeps 0.5.
+    A label with no positive example has no F1 to maximise: it gets its value in `keep`
+    (ndarray[n_labels], its threshold so far), 0.5 without one.
     """
     grid = numpy.round(numpy.arange(0.01, 1.0, 0.01), 2) if grid is None else grid
     known = numpy.ones_like(truths) if known is None else known
@@ -238,7 +240,7 @@ def best_thresholds(probs: numpy.ndarray, truths: numpy.ndarray, known: Optional
     fn = (~predicted & actual[None]).sum(axis=1)
     f1 = numpy.where(2 * tp + fp + fn > 0, 2 * tp / numpy.maximum(2 * tp + fp + fn, 1), 0.0)
     best = grid[f1.argmax(axis=0)]
-    return numpy.where(actual.any(axis=0), best, 0.5)
+    return numpy.where(actual.any(axis=0), best, 0.5 if keep is None else keep)
 
 
 def _multilabel_pipe(nlp: Language, component: str) -> "BertTextCategorizer":
@@ -267,31 +269,52 @@ def tune_thresholds(nlp: Language, examples: Iterable[Example], component: str =
     docs = list(nlp.pipe(eg.reference.text for eg in examples))
     probs = numpy.array([[doc.cats.get(label, 0.0) for label in pipe.labels] for doc in docs], dtype="float32")
     truths, known = pipe._truths(examples)
-    tuned = best_thresholds(probs, truths, known)
+    current = numpy.array([pipe.thresholds[label] for label in pipe.labels], dtype="float64")
+    tuned = best_thresholds(probs, truths, known, keep=current)
     thresholds = {label: float(t) for label, t in zip(pipe.labels, tuned)}
     pipe.set_thresholds(thresholds)
     return thresholds
 
 
-def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_textcat"):
-    """Load a pipeline, tune its thresholds on a data file, save it (atomically) to `output`.
+class TunedThresholds(NamedTuple):
+    """What tune_pipeline_thresholds did: the thresholds, the data's macro F before and after,
+    and the labels without a positive example in the data (their thresholds kept)."""
 
-    RETURNS (thresholds, macro F before, macro F after) on the data.
-    """
+    thresholds: Dict[str, float]
+    before: float
+    after: float
+    kept: List[str]
+
+
+def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_textcat") -> TunedThresholds:
+    """Load a pipeline, tune its thresholds on a data file, save it (atomically) to `output`:
+    the pipeline's own folder, or a new one (a ValueError, before any work, for any other
+    existing path or one that is the data file)."""
     import spacy
 
     from ..data.readers import create_corpus_reader_v1
+    from ..errors import DataError
+    from ..outputs import check_apart, check_folder_output
     from ..saving import save_pipeline
 
+    if Path(output).resolve() != Path(pipeline).resolve():
+        check_folder_output(output, "--output")
+        check_apart(output, [data], "--output")
+        if Path(output).exists():
+            raise ValueError(f"--output {output} exists: name a new folder, or leave -o out to save into {pipeline}")
     nlp = spacy.load(pipeline)
     pipe = _multilabel_pipe(nlp, component)
-    examples = list(create_corpus_reader_v1(data, labels=list(pipe.labels))(nlp))
+    examples = [eg for eg in create_corpus_reader_v1(data, labels=list(pipe.labels))(nlp) if eg.reference.cats]
+    if not examples:
+        raise DataError(data, None, f"no examples with labels to tune {component}'s thresholds on: give its dev data "
+                                    f"(JSONL {{\"text\", \"labels\"}} or .spacy with cats)")
     before = nlp.evaluate(examples)["cats_macro_f"]
     thresholds = tune_thresholds(nlp, examples, component)
     after = nlp.evaluate(examples)["cats_macro_f"]
+    positive = {label for eg in examples for label, value in eg.reference.cats.items() if value >= 0.5}
     # Written beside the target and swapped in: an interrupted save leaves the old pipeline whole.
     save_pipeline(nlp, output)
-    return thresholds, before, after
+    return TunedThresholds(thresholds, before, after, [label for label in pipe.labels if label not in positive])
 
 
 class ThresholdTuner:

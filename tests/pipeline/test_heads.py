@@ -222,6 +222,8 @@ def test_best_thresholds_maximise_f1():
     tuned = best_thresholds(probs, truths)
     assert 0.4 < tuned[0] <= 0.6  # separates 0.6 (positive) from 0.4 (negative)
     assert tuned[1] == 0.5  # no positive example: left at 0.5
+    kept = best_thresholds(probs, truths, keep=numpy.array([0.9, 0.37]))
+    assert kept[0] == tuned[0] and kept[1] == 0.37  # ... or at its threshold so far
 
 
 def test_bad_thresholds_are_refused(multilabel):
