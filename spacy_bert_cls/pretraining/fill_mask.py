@@ -26,6 +26,9 @@ class FillMask:
     def __call__(self, text: str, top_k: int = 5) -> List[List[Dict]]:
         """RETURNS: for each [MASK] in order, the top_k {"token", "score"} (probabilities)."""
         tok = self.tokenizer
+        size = tok.tokenizer.get_vocab_size()
+        if not 1 <= top_k <= size:
+            raise ValueError(f"--top-k {top_k}: give 1 to the vocabulary's {size} pieces")
         ids, _ = tok.encode_batch([text])[0]
         ids = [tok.cls_id] + ids.tolist() + [tok.sep_id]
         if len(ids) > self.max_length:
