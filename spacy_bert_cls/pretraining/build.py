@@ -3,8 +3,9 @@
 A checkpoint's (continuing it), or new ones (a WordPiece vocabulary learnt from the raw
 text, a BERT of [model]'s sizes)."""
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
+from ..checkpoint.io import read_json, write_json
 from ..errors import CheckpointError
 from ..pytorch.config import BertConfig
 from ..pytorch.heads import BertForPreTraining
@@ -19,19 +20,37 @@ from .settings import Settings
 def build_tokenizer(settings: Settings, source: Optional[Path], output_dir: Path,
                     dist_info: Distributed) -> PieceTokenizer:
     """The checkpoint's tokenizer, or one learnt from the raw text (kept in OUTPUT_DIR/vocab,
-    learnt by the main process, read by all)."""
+    learnt by the main process, read by all). A vocabulary already there (a run resumed
+    before its first checkpoint) is used again only if it was learnt from the same file and
+    [tokenizer] settings (vocab/source.json): one left by another run was reused, silently."""
     if source is not None:
         return load_piece_tokenizer(source)
     vocab_dir = output_dir / "vocab"
-    if dist_info.main and not (vocab_dir / TOKENIZER_JSON).is_file():
-        paragraphs = iter_paragraphs(settings.raw)
-        if settings.tokenizer_train_limit:
-            paragraphs = (p for i, p in zip(range(settings.tokenizer_train_limit), paragraphs))
-        tokenizer = train_wordpiece(paragraphs, settings.vocab_size, lowercase=settings.lowercase,
-                                    min_frequency=settings.min_frequency)
-        save_piece_tokenizer(tokenizer, vocab_dir, settings.lowercase)
+    if dist_info.main:
+        learnt_from = _vocab_source(settings)
+        found = vocab_dir / VOCAB_SOURCE
+        if not (vocab_dir / TOKENIZER_JSON).is_file() or not found.is_file() or read_json(found) != learnt_from:
+            paragraphs = iter_paragraphs(settings.raw)
+            if settings.tokenizer_train_limit:
+                paragraphs = (p for i, p in zip(range(settings.tokenizer_train_limit), paragraphs))
+            tokenizer = train_wordpiece(paragraphs, settings.vocab_size, lowercase=settings.lowercase,
+                                        min_frequency=settings.min_frequency)
+            save_piece_tokenizer(tokenizer, vocab_dir, settings.lowercase)
+            write_json(found, learnt_from)
     barrier(dist_info)
     return load_piece_tokenizer(vocab_dir)
+
+
+# What OUTPUT_DIR/vocab was learnt from (the raw file as it was, and [tokenizer]).
+VOCAB_SOURCE = "source.json"
+
+
+def _vocab_source(settings: Settings) -> Dict[str, object]:
+    raw = Path(settings.raw).resolve()
+    stat = raw.stat()
+    return {"raw": str(raw), "raw_bytes": stat.st_size, "raw_mtime_ns": stat.st_mtime_ns,
+            "vocab_size": settings.vocab_size, "lowercase": settings.lowercase,
+            "min_frequency": settings.min_frequency, "train_limit": settings.tokenizer_train_limit}
 
 
 def build_model(settings: Settings, source: Optional[Path],

@@ -29,6 +29,9 @@ def iter_documents(path: Union[str, Path], max_line_chars: int = DEFAULT_MAX_LIN
     without a string "text", a line over `max_line_chars`, or a file with no text at all.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, None, "is a folder: give one raw text file (.txt, a paragraph a line and a blank line "
+                                    "between documents, or .jsonl)")
     if not path.is_file():
         raise DataError(path, None, "no such file")
     jsonl = path.suffix.lower() in (".jsonl", ".json")

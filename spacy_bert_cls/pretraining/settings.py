@@ -40,12 +40,12 @@ class _Paths(_Section):
 class _Tokenizer(_Section):
     vocab_size: int = Field(8000, ge=1)
     lowercase: bool = True
-    min_frequency: int = 2
-    train_limit: int = 0
+    min_frequency: int = Field(2, ge=1)
+    train_limit: int = Field(0, ge=0)
 
 
 class _Objective(_Section):
-    max_length: int = 128
+    max_length: int = Field(128, ge=8)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     whole_word_masking: bool = False
     nsp: bool = True
@@ -56,11 +56,11 @@ class _Training(_Section):
     seed: int = 0
     batch_size: int = Field(32, ge=1)
     accumulate_gradient: int = Field(1, ge=1)
-    learn_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
+    learn_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(0, ge=0)
     max_steps: int = Field(1000, ge=1)
-    grad_clip: float = 1.0
+    grad_clip: float = Field(1.0, ge=0)
     mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
     log_every: int = Field(10, ge=1)
     eval_frequency: int = Field(500, ge=1)
@@ -120,7 +120,8 @@ class Settings:
         model = dict(config.get("model", {}))
         checked, errors = _validate(sections)
         problem = (_unknown_keys(errors, source) or _unknown_model_keys(model, source)
-                   or _missing_raw(sections["paths"], source) or _invalid_value(errors, source, written))
+                   or _missing_raw(sections["paths"], source) or _invalid_value(errors, source, written)
+                   or _positions(model, checked["objective"].max_length, source))
         if problem:
             raise ValueError(problem)
         paths, tokenizer = checked["paths"], checked["tokenizer"]
@@ -169,6 +170,16 @@ def _unknown_model_keys(model: Dict[str, Any], source: str) -> Optional[str]:
     unknown = set(model) - set(BertConfig.__dataclass_fields__) - {"vocab_size"}
     if model and unknown:
         return f"{source}: unknown setting(s) in [model]: {', '.join(sorted(unknown))}"
+    return None
+
+
+def _positions(model: Dict[str, Any], max_length: int, source: str) -> Optional[str]:
+    """[objective] max_length over [model] max_position_embeddings (a new model would need
+    the positions it does not have; it used to get them, silently)."""
+    positions = model.get("max_position_embeddings")
+    if isinstance(positions, int) and max_length > positions:
+        return (f"{source}: [objective] max_length {max_length} is over [model] max_position_embeddings "
+                f"{positions}: set max_position_embeddings to at least {max_length} too, or a shorter max_length")
     return None
 
 

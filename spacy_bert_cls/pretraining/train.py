@@ -63,6 +63,8 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     torch.manual_seed(settings.seed)
     source = checkpoint if checkpoint is not None else settings.bert
     model, model_config, tokenizer = _start(settings, source, output_dir, dist_info)
+    if checkpoint is not None:
+        _check_same_model(settings, model_config, checkpoint)
     model.to(device)
     runner = Runner(settings, model, model_config, tokenizer, device, dist_info, output_dir, source)
     if checkpoint is not None:
@@ -83,6 +85,16 @@ def _checkpoint_to_resume(output_dir: Path, resume: bool, dist_info: Distributed
         raise ValueError(f"{output_dir} already holds checkpoints: pass --resume to continue that run, "
                          f"or choose another output folder")
     return checkpoint
+
+
+def _check_same_model(settings: Settings, config, checkpoint: Path) -> None:
+    """A resumed run goes on with its checkpoint's model: a [model] setting that differs
+    from it is an error (it was ignored, silently)."""
+    for key, value in settings.model.items():
+        have = getattr(config, key, value)
+        if have != value:
+            raise ValueError(f"{checkpoint}: the run being resumed has {key} = {have!r}, not {value!r} as [model] "
+                             f"now says: resume with the settings it began with, or start a new run in another folder")
 
 
 def _start(settings: Settings, source: Optional[Path], output_dir: Path, dist_info: Distributed) -> Tuple:

@@ -172,6 +172,41 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "straight" / "curves.png").stat().st_size > 0 or pytest.importorskip("matplotlib")
 
 
+def test_a_vocabulary_is_reused_only_if_learnt_from_the_same_text_and_settings(tmp_path):
+    """OUTPUT/vocab left by a run on other text (one that stopped before its first checkpoint)
+    was reused, silently."""
+    from spacy_bert_cls.pretraining.build import build_tokenizer
+    from spacy_bert_cls.pretraining.distributed import init_distributed
+    from spacy_bert_cls.pretraining.settings import Settings
+
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"zyzzyva quux number {i} .\nzyzzyva again {i} .\n\n" for i in range(50)))
+    config = _config()
+    config["paths"]["raw"] = str(other)
+    single = init_distributed(False)
+    out = tmp_path / "run"
+    vocab = out / "vocab" / "tokenizer.json"
+    assert "zyzzyva" in build_tokenizer(Settings.from_config(config), None, out, single).tokenizer.get_vocab()
+    learnt = build_tokenizer(Settings.from_config(_config()), None, out, single)
+    assert "zyzzyva" not in learnt.tokenizer.get_vocab()
+    stamp = vocab.stat().st_mtime_ns
+    again = build_tokenizer(Settings.from_config(_config()), None, out, single)  # the same text and settings
+    assert vocab.stat().st_mtime_ns == stamp and again.tokenizer.get_vocab() == learnt.tokenizer.get_vocab()
+    config = _config()
+    config["tokenizer"]["vocab_size"] = 400
+    build_tokenizer(Settings.from_config(config), None, out, single)
+    assert vocab.stat().st_mtime_ns != stamp  # other settings: learnt anew
+
+
+def test_resume_with_another_model_size_is_refused(tmp_path):
+    """--resume with --model.hidden_size 128 went on with the checkpoint's size, silently."""
+    pretrain(_config(max_steps=4, checkpoint_every=2, eval_frequency=4), tmp_path / "run")
+    config = _config(max_steps=4, checkpoint_every=2, eval_frequency=4)
+    config["model"]["hidden_size"] = 64
+    with pytest.raises(ValueError, match="the run being resumed has hidden_size = 32, not 64"):
+        pretrain(config, tmp_path / "run", resume=True)
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     pretrain(_config(max_steps=4), tmp_path / "run")
     with pytest.raises(ValueError, match="--resume"):
@@ -205,6 +240,14 @@ def test_bad_raw_files(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         list(iter_documents(path))
+
+
+def test_a_folder_or_no_file_as_raw(tmp_path):
+    """A folder was called "no such file"."""
+    with pytest.raises(DataError, match="is a folder: give one raw text file"):
+        list(iter_documents(tmp_path))
+    with pytest.raises(DataError, match="no such file"):
+        list(iter_documents(tmp_path / "missing.txt"))
 
 
 def test_huge_line_is_refused_with_its_line_number(tmp_path):

@@ -86,3 +86,26 @@ def test_a_rate_out_of_range_is_refused_with_the_settings(key, value, message):
     config["objective"][key] = value
     with pytest.raises(ValueError, match=message):
         Settings.from_config(config)
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("training", "learn_rate", -1, r"\[training\] learn_rate: Input should be greater than 0, got -1"),
+    ("training", "weight_decay", -0.1, r"\[training\] weight_decay: .*greater than or equal to 0"),
+    ("training", "warmup_steps", -5, r"\[training\] warmup_steps: .*greater than or equal to 0"),
+    ("objective", "max_length", 2, r"\[objective\] max_length: .*greater than or equal to 8"),
+    ("tokenizer", "min_frequency", 0, r"\[tokenizer\] min_frequency: .*greater than or equal to 1"),
+])
+def test_other_values_out_of_range_are_refused_with_the_settings(section, key, value, message):
+    """learn_rate -1 failed only after OUTPUT/vocab was written (a later run then reused it)."""
+    config = _config()
+    config[section][key] = value
+    with pytest.raises(ValueError, match=message):
+        Settings.from_config(config)
+
+
+def test_max_length_over_the_models_positions_is_refused():
+    """It raised max_position_embeddings to max_length, silently."""
+    config = _config()
+    config["objective"]["max_length"] = 1000
+    with pytest.raises(ValueError, match="max_length 1000 is over \\[model\\] max_position_embeddings 128"):
+        Settings.from_config(config)
