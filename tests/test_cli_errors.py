@@ -32,6 +32,7 @@ def inputs(tiny_checkpoint, tiny_model_config, tmp_path_factory):
     (folder / "empty.jsonl").write_text("")
     (folder / "tag_not_last.conll").write_text("John\tB-PER\tNNP\nvisited\tO\tVBD\n\n")
     (folder / "one_document.txt").write_text("the only document here .\nits second paragraph .\n")
+    (folder / "latin1.cfg").write_bytes("[paths]\ntrain = \"caf\xe9\"\n".encode("latin-1"))
     (folder / "tiny").symlink_to(tiny_checkpoint)
     return folder
 
@@ -77,6 +78,14 @@ CASES = [
     ("install-check: no such wheel", ["install-check", "{in}/missing.whl", "{in}/textcat",
                                       str(CORPUS / "textcat/dev.jsonl"), "-o", "{out}"], ["missing.whl"]),
     ("fit-config: no such config", ["fit-config", "{in}/missing.cfg", "{in}/tiny", "-o", "{out}"], ["missing.cfg", "no such config file"]),
+    ("fit-config: the output is a folder", ["fit-config", str(ROOT / "configs/bert_ner.cfg"), "{in}/tiny", "-o",
+                                            "{in}"], ["--output", "is a folder"]),
+    ("fit-config: a config that is not UTF-8", ["fit-config", "{in}/latin1.cfg", "{in}/tiny", "-o", "{out}"],
+     ["latin1.cfg", "not UTF-8"]),
+    ("evaluate: the output is the data", ["evaluate", "{in}/textcat", "{in}/empty.jsonl", "-o", "{in}/empty.jsonl"],
+     ["--output", "which this command reads"]),
+    ("export-hf: an HF folder", ["export-hf", "{in}/tiny", "{out}"], ["import-hf"]),
+    ("fill-mask: a spaCy pipeline", ["fill-mask", "{in}/textcat", "a [MASK] here"], ["spaCy pipeline", "pretrain"]),
     ("fit-config: no such checkpoint", ["fit-config", str(ROOT / "configs/bert_ner.cfg"), "{in}/missing", "-o", "{out}"],
      ["missing"]),
     ("quantize: no such pipeline", ["quantize", "{in}/missing", "{out}"], ["missing"]),

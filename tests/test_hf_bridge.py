@@ -439,7 +439,8 @@ def test_outputs_that_would_replace_the_input_are_refused_even_with_force(traine
               "which this command reads"),
              (["import-hf", tmp_path / "hf", tmp_path / "a_file", "--force"], "is a file"),
              (["import-hf", tmp_path / "hf", tmp_path / "new", "--train-config", tmp_path / "a_folder"], "is a folder"),
-             (["import-hf", tmp_path / "hf", tmp_path / "new", "--decoder", "bogus"], "constrained, hf_first, argmax")]
+             (["import-hf", tmp_path / "hf", tmp_path / "new", "--decoder", "bogus"], "constrained, hf_first, argmax"),
+             (["export-hf", tmp_path / "hf", tmp_path / "new"], "import-hf turns it into one")]
     for args, what in cases:
         result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "60"})
         assert result.exit_code == 1 and what in result.output, result.output

@@ -360,9 +360,17 @@ def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], outp
 
     from .io import atomic_path
 
+    from ..outputs import check_apart, check_file_output
+
     if not Path(config_path).is_file():
         raise OSError(f"{config_path}: no such config file")
-    config = Config().from_disk(config_path, interpolate=False)
+    check_file_output(output, "--output")
+    check_apart(output, [checkpoint], "--output")
+    try:
+        config = Config().from_disk(config_path, interpolate=False)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{config_path}: not UTF-8 text ({err.reason} at byte {err.start}): give a spaCy "
+                         f"training config (.cfg)") from None
     found = read_hf_config(checkpoint)
     try:
         model = config["components"][component]["model"]

@@ -14,6 +14,10 @@ class FillMask:
 
     def __init__(self, model_dir: Union[str, Path]) -> None:
         model_dir = Path(model_dir)
+        if (model_dir / "config.cfg").is_file() and (model_dir / "meta.json").is_file():
+            raise CheckpointError(model_dir, "is a spaCy pipeline, which has no masked-LM head: fill-mask needs a "
+                                             "pretraining run's model-last or checkpoint (spacy-bert-cls pretrain), "
+                                             "or an HF BertForMaskedLM / BertForPreTraining folder")
         model, config, heads = load_pretraining_model(model_dir)
         if "mlm" not in heads:
             raise CheckpointError(model_dir, "no masked-LM head (cls.predictions.*): fill-mask needs a "

@@ -310,6 +310,12 @@ def test_fill_mask_command(tmp_path):
     assert "[MASK] 1:" in result.output
     result = CliRunner().invoke(app, ["fill-mask", str(out), "no mask here"])
     assert result.exit_code == 1 and "no [MASK]" in result.output
+    pipeline = tmp_path / "pipeline"
+    pipeline.mkdir()
+    (pipeline / "config.cfg").write_text("")
+    (pipeline / "meta.json").write_text("{}")
+    result = CliRunner().invoke(app, ["fill-mask", str(pipeline), "the [MASK] ."])
+    assert result.exit_code == 1 and "is a spaCy pipeline, which has no masked-LM head" in result.output
     for k in ("0", "-3", "100000"):  # a traceback (topk's index error) or an empty answer before
         result = CliRunner().invoke(app, ["fill-mask", str(out), "the [MASK] .", "--top-k", k])
         assert result.exit_code == 1 and f"--top-k {k}: give 1 to the vocabulary's" in result.output, result.output
