@@ -2,6 +2,7 @@
 
 A checkpoint's (continuing it), or new ones (a WordPiece vocabulary learnt from the raw
 text, a BERT of [model]'s sizes)."""
+import logging
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -15,6 +16,8 @@ from .data import iter_paragraphs
 from .distributed import Distributed, barrier
 from .model import load_pretraining_model
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def build_tokenizer(settings: Settings, source: Optional[Path], output_dir: Path,
@@ -37,8 +40,19 @@ def build_tokenizer(settings: Settings, source: Optional[Path], output_dir: Path
                                         min_frequency=settings.min_frequency)
             save_piece_tokenizer(tokenizer, vocab_dir, settings.lowercase)
             write_json(found, learnt_from)
+            _report_size(tokenizer.vocab_size, settings)
     barrier(dist_info)
     return load_piece_tokenizer(vocab_dir)
+
+
+def _report_size(size: int, settings: Settings) -> None:
+    """A vocabulary of another size than [tokenizer] vocab_size asks for says so: the
+    specials and the text's characters come first, and a small text has fewer pieces."""
+    if size != settings.vocab_size:
+        why = ("its specials and the text's characters alone take that many" if size > settings.vocab_size else
+               f"the text has no more pieces seen at least min_frequency = {settings.min_frequency} times")
+        logger.warning("the vocabulary learnt from %s has %d entries where [tokenizer] vocab_size asks for %d: %s",
+                       settings.raw, size, settings.vocab_size, why)
 
 
 # What OUTPUT_DIR/vocab was learnt from (the raw file as it was, and [tokenizer]).

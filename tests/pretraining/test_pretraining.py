@@ -198,6 +198,19 @@ def test_a_vocabulary_is_reused_only_if_learnt_from_the_same_text_and_settings(t
     assert vocab.stat().st_mtime_ns != stamp  # other settings: learnt anew
 
 
+def test_a_vocabulary_smaller_or_larger_than_asked_says_so(tmp_path, caplog):
+    """vocab_size 10 gave 64 entries (the characters come first), with no word of it."""
+    from spacy_bert_cls.pretraining.build import build_tokenizer
+    from spacy_bert_cls.pretraining.distributed import init_distributed
+    from spacy_bert_cls.pretraining.settings import Settings
+
+    config = _config()
+    config["tokenizer"]["vocab_size"] = 10
+    with caplog.at_level("WARNING"):
+        size = build_tokenizer(Settings.from_config(config), None, tmp_path / "run", init_distributed(False)).vocab_size
+    assert size > 10 and f"has {size} entries where [tokenizer] vocab_size asks for 10" in caplog.text
+
+
 def test_resume_with_another_model_size_is_refused(tmp_path):
     """--resume with --model.hidden_size 128 went on with the checkpoint's size, silently."""
     pretrain(_config(max_steps=4, checkpoint_every=2, eval_frequency=4), tmp_path / "run")
