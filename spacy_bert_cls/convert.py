@@ -16,6 +16,7 @@ from .data.formats import CONLL_SUFFIXES, DOCBIN_SUFFIX, resolve_format
 from .data.jsonl import collect_textcat_labels, read_textcat_jsonl
 from .data.lines import iter_lines as _iter_lines
 from .errors import DataError, blank_language
+from .outputs import check_apart, check_file_output
 from .pretraining.data import iter_documents
 from .tags import is_valid_tag, tags_to_spans
 
@@ -76,9 +77,9 @@ def convert(input_path: Union[str, Path, Sequence[Union[str, Path]]], output_pat
 
 
 def _check_paths(inputs: List[Path], references: List[Path], output: Path, format: str) -> None:
-    """Every input exists, none is given twice, the output is none of them (a conversion
-    would overwrite its own data) and is named for what is written: .txt for raw text,
-    .spacy otherwise (spaCy's Corpus reads only those)."""
+    """Every input exists, none is given twice, the output can be written and is none of them
+    (a conversion would overwrite its own data: outputs.py) and is named for what is written:
+    .txt for raw text, .spacy otherwise (spaCy's Corpus reads only those)."""
     for path in inputs + references:
         if not path.is_file():
             raise DataError(path, None, "no such file")
@@ -86,8 +87,8 @@ def _check_paths(inputs: List[Path], references: List[Path], output: Path, forma
     for i, path in enumerate(inputs):
         if resolved[i] in resolved[:i]:
             raise DataError(path, None, "is given twice: each input file once")
-    if output.resolve() in set(resolved) | {path.resolve() for path in references}:
-        raise DataError(output, None, "is also an input: the conversion would overwrite it; write to another file")
+    check_file_output(output, "--output")
+    check_apart(output, inputs + references, "--output")
     suffix = RAW_SUFFIX if format == "raw" else DOCBIN_SUFFIX
     if not output.name.endswith(suffix):
         what = "raw text (--format raw)" if format == "raw" else "spaCy's binary format, which spacy train reads"

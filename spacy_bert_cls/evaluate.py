@@ -75,10 +75,11 @@ def check_outputs(pipeline: PathLike, data: Sequence[PathLike], output: Optional
     """A ValueError, before anything is scored, when the metrics (`output`) or the report
     could not be written or would replace the pipeline or a data file, when both are one
     file, or when `curves` is not a pretraining log.csv or has no report to go in."""
+    inputs = [pipeline, *data, *([curves] if curves is not None else [])]
     for path, option in ((output, "--output"), (report, "--html")):
         if path is not None:
             check_file_output(path, option)
-            check_apart(path, [pipeline, *data], option)
+            check_apart(path, inputs, option)
     if output is not None and report is not None and Path(output).resolve() == Path(report).resolve():
         raise ValueError(f"--output and --html are both {output}: give the metrics and the report a file each")
     if curves is None:
@@ -94,6 +95,7 @@ def check_outputs(pipeline: PathLike, data: Sequence[PathLike], output: Optional
     if not any(row.get("kind") == "train" for row in rows) or not set(CURVE_FIELDS) <= set(rows[0]):
         raise DataError(curves, None, f"no training rows of a pretraining log.csv (with the columns "
                                       f"{', '.join(CURVE_FIELDS)}): give the log.csv that pretrain wrote")
+    _pyplot()  # the curves are drawn with matplotlib: an ImportError now, not after -o is written
 
 
 def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, examples_shown: int = 20) -> Dict:
@@ -110,7 +112,8 @@ def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, e
     unknown = {}
     for path, examples in read:
         _check_something_to_score(nlp, str(result["pipeline"]), path, examples)
-        unknown[path] = _unknown_entity_labels(nlp, path, examples)
+        scores_cats = textcat is not None and any(eg.reference.cats for eg in examples)
+        unknown[path] = _unknown_entity_labels(nlp, path, examples, scores_cats)
     for path, examples in read:
         start = time.perf_counter()
         docs = list(nlp.pipe(eg.predicted for eg in examples))
@@ -138,14 +141,15 @@ def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, e
     return result
 
 
-def _unknown_entity_labels(nlp: Language, path: Path, examples: List[Example]) -> List[str]:
+def _unknown_entity_labels(nlp: Language, path: Path, examples: List[Example], scores_cats: bool) -> List[str]:
     """The file's entity labels that no entity component predicts (each such entity can only
-    be missed). A DataError when that is all of them: its F would be 0 whatever the model."""
+    be missed). A DataError when that is all of them and the file has no text categories to
+    score either: its F would be 0 whatever the model."""
     predicted = {label for name in _entity_components(nlp) for label in getattr(nlp.get_pipe(name), "labels", ())}
     gold = {ent.label_ for eg in examples for ent in eg.reference.ents}
     if not predicted or not gold:
         return []
-    if not gold & predicted:
+    if not gold & predicted and not scores_cats:
         raise DataError(path, None, f"none of its entity labels ({', '.join(sorted(gold))}) is one the pipeline "
                                     f"predicts ({', '.join(sorted(predicted))}): every entity would be missed; "
                                     f"give data with the pipeline's labels, or map the labels first")

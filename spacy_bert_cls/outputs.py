@@ -11,13 +11,15 @@ PathLike = Union[str, Path]
 
 
 def check_apart(output: PathLike, inputs: Iterable[PathLike], option: str = "the output") -> None:
-    """A ValueError when `output` is one of `inputs`, or a folder that holds one: writing it
-    would replace what the command reads (`--force` does not change that)."""
+    """A ValueError when `output` is one of `inputs`, a folder that holds one, or a file that
+    already exists inside an input folder: writing it would replace what the command reads
+    (`--force` does not change that). A new file inside an input folder is allowed."""
     out = Path(output).resolve()
     for path in inputs:
         source = Path(path).resolve()
-        if out == source or out in source.parents:
-            what = "is" if out == source else "holds"
+        inside = source in out.parents and out.exists()
+        if out == source or out in source.parents or inside:
+            what = "is" if out == source else "holds" if out in source.parents else "is a file of"
             raise ValueError(f"{option} {output} {what} {path}, which this command reads: writing it would "
                              f"replace it; choose another path")
 

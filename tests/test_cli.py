@@ -64,14 +64,20 @@ def test_tune_thresholds_refuses_outputs_it_must_not_replace(multilabel_pipeline
     empty = tmp_path / "ner.conll"  # entities, no labels
     empty.write_text("John\tB-PER\nlives\tO\n")
     before = sorted(p.name for p in tmp_path.iterdir())
-    for args, what in (([data, "-o", tmp_path / "mine"], "exists: name a new folder"),
+    inside = pipeline / "dev.jsonl"
+    inside.write_bytes(data.read_bytes())
+    for args, what in (([data, "-o", tmp_path / "mine"], "is a folder of other files"),
                        ([data, "-o", tmp_path / "a_file"], "is a file"),
-                       ([data, "-o", data], "is a file"),
+                       ([inside], f"--output {pipeline} holds {inside}"),
                        ([empty], f"{empty}: no examples with labels")):
         result = CliRunner().invoke(app, ["tune-thresholds", str(pipeline), *map(str, args)], env={"COLUMNS": "300"})
         assert result.exit_code == 1 and what in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "mine" / "keep.txt").read_text() == "mine" and (tmp_path / "a_file").read_text() == "mine"
+    again = [str(pipeline), str(data), "-o", str(tmp_path / "tuned")]  # a second run over its own output
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["tune-thresholds", *again])
+        assert result.exit_code == 0, result.output
 
 
 def test_check_checkpoint_prints_one_unwrapped_override_a_line(tiny_checkpoint):

@@ -178,14 +178,15 @@ def test_raw_text_from_conll_keeps_the_tokens_not_the_tags(tmp_path):
 
 
 @pytest.mark.parametrize("inputs,output,kwargs,message", [
-    (["t.jsonl"], "t.jsonl", {}, r"t\.jsonl: is also an input: the conversion would overwrite it"),
+    (["t.jsonl"], "t.jsonl", {}, r"--output .*t\.jsonl is .*t\.jsonl, which this command reads"),
+    (["t.jsonl"], ".", {}, r"--output \S+ is a folder"),
     (["t.jsonl", "t.jsonl"], "x.spacy", {}, r"t\.jsonl: is given twice"),
     (["t.jsonl"], "x.txt", {}, r"x\.txt: the output is spaCy's binary format.*name it \*\.spacy"),
     (["t.jsonl"], "x", {}, r"x: the output is spaCy's binary format"),
     (["t.jsonl"], "x.spacy", {"format": "raw"}, r"x\.spacy: the output is raw text \(--format raw\): name it \*\.txt"),
     (["t.jsonl"], "x.spacy", {"format": "xyz"}, r"--format must be one of auto, jsonl, conll, raw"),
     (["t.jsonl"], "x.spacy", {"lang": "xx_bogus"}, r"--lang 'xx_bogus' is not a language spaCy has"),
-], ids=["overwrite", "twice", "txt-output", "no-suffix", "raw-to-spacy", "format", "lang"])
+], ids=["overwrite", "folder", "twice", "txt-output", "no-suffix", "raw-to-spacy", "format", "lang"])
 def test_output_and_options_are_checked_before_anything_is_written(tmp_path, inputs, output, kwargs, message):
     source = _write(tmp_path, "t.jsonl", TRAIN_JSONL)
     with pytest.raises(ValueError, match=message):

@@ -94,7 +94,8 @@ def test_outputs_that_would_replace_an_input_or_cannot_be_written_are_refused_fi
              (["--html", pipeline], "--html", "is a folder"),
              (["-o", tmp_path / "a_folder"], "--output", "is a folder"),
              (["-o", tmp_path / "a_file" / "m.json"], "--output", "is a file, not a folder"),
-             (["-o", tmp_path / "r.out", "--html", tmp_path / "r.out"], "both", "a file each")]
+             (["-o", tmp_path / "r.out", "--html", tmp_path / "r.out"], "both", "a file each"),
+             (["-o", pipeline / "meta.json"], "--output", "is a file of")]
     for options, option, what in cases:
         line = _one_line_error(_evaluate(pipeline, data, *options))
         assert option in line and what in line, line
@@ -113,6 +114,13 @@ def test_curves_must_be_a_log_and_go_in_a_report(pipelines, tmp_path):
         line = _one_line_error(_evaluate(pipelines / "bert_textcat", data, "--curves", curves, *options))
         assert what in line and str(curves) in line, line
     assert not report.exists()
+    log = tmp_path / "log.csv"
+    log.write_text("step,kind,loss,mlm_perplexity\n5,train,8.0,900.0\n")
+    for option in ("-o", "--html"):  # the log would be replaced before the report reads it
+        line = _one_line_error(_evaluate(pipelines / "bert_textcat", data, option, log, "--curves", log,
+                                         *(["--html", report] if option == "-o" else [])))
+        assert "which this command reads" in line, line
+    assert log.read_text().startswith("step,kind")
 
 
 def test_entity_labels_the_pipeline_lacks(pipelines, tmp_path):
@@ -127,3 +135,18 @@ def test_entity_labels_the_pipeline_lacks(pipelines, tmp_path):
     result = _evaluate(pipelines / "bert_ner", mixed)
     assert result.exit_code == 0, result.output
     assert "does not predict" in result.output and "GPE" in result.output
+
+
+def test_unknown_entity_labels_beside_text_categories_are_named_not_refused(pipelines):
+    """A file with text categories to score is scored, whatever its entity labels."""
+    import spacy
+    from spacy.training import Example
+
+    from spacy_bert_cls.evaluate import _unknown_entity_labels
+
+    nlp = spacy.load(pipelines / "bert_ner")
+    doc = nlp.make_doc("John visited Paris")
+    example = Example.from_dict(doc, {"entities": [(0, 4, "PERSON")], "cats": {"POS": 1.0}})
+    assert _unknown_entity_labels(nlp, pipelines / "x.spacy", [example], scores_cats=True) == ["PERSON"]
+    with pytest.raises(ValueError, match="none of its entity labels"):
+        _unknown_entity_labels(nlp, pipelines / "x.spacy", [example], scores_cats=False)

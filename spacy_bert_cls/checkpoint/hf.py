@@ -358,9 +358,8 @@ def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], outp
     """
     from thinc.api import Config
 
-    from .io import atomic_path
-
     from ..outputs import check_apart, check_file_output
+    from .io import atomic_path
 
     if not Path(config_path).is_file():
         raise OSError(f"{config_path}: no such config file")

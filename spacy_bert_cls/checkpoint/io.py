@@ -279,7 +279,7 @@ def atomic_dir(path: Union[str, Path]) -> Iterator[Path]:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
 
 
 def write_tensors(path: Path, tensors: Dict[str, torch.Tensor]) -> None:

@@ -26,7 +26,7 @@ def import_hf_cli(
     try:
         if train_config is not None:  # before the import: a bad path must leave nothing written
             check_file_output(train_config, "--train-config")
-            check_apart(train_config, [model_dir, output_dir], "--train-config")
+            check_apart(train_config, [model_dir, output_dir, *([tokenizer] if tokenizer else [])], "--train-config")
         nlp = import_hf(model_dir, output_dir, lang=lang, task=task, decoder=decoder, tokenizer=tokenizer,
                         overwrite=force)
         if train_config is not None:

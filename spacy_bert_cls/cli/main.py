@@ -174,7 +174,7 @@ def evaluate_cli(
         if path:
             try:
                 write()
-            except OSError as err:
+            except (OSError, ImportError) as err:
                 fail(f"{path} not written", err)
             msg.good(f"Saved {path}")
     if not output and not html:

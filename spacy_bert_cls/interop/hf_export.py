@@ -48,10 +48,10 @@ def export_hf(pipeline, output_dir: Union[str, Path], component: Optional[str] =
 
     source = str(pipeline) if isinstance(pipeline, (str, Path)) else "the pipeline"
     check_output(output_dir, [pipeline] if isinstance(pipeline, (str, Path)) else [], overwrite)
-    if isinstance(pipeline, (str, Path)) and not (Path(pipeline) / "config.cfg").is_file():
+    if isinstance(pipeline, (str, Path)) and Path(pipeline).is_dir() and not (Path(pipeline) / "config.cfg").is_file():
         hf = (Path(pipeline) / CONFIG_FILE).is_file()
         raise CheckpointError(source, "is an HF folder (config.json), not a spaCy pipeline: import-hf turns it into "
-                                      "one" if hf else "no such spaCy pipeline folder (config.cfg, meta.json)")
+                                      "one" if hf else "not a spaCy pipeline folder (no config.cfg)")
     nlp = spacy.load(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
     component, head = _export_head(nlp, component, source)
     listener = head.model.get_ref("tok2vec")

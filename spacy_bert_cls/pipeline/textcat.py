@@ -288,8 +288,9 @@ class TunedThresholds(NamedTuple):
 
 def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_textcat") -> TunedThresholds:
     """Load a pipeline, tune its thresholds on a data file, save it (atomically) to `output`:
-    the pipeline's own folder, or a new one (a ValueError, before any work, for any other
-    existing path or one that is the data file)."""
+    the pipeline's own folder, a new or empty one, or another pipeline's (an earlier run's);
+    a ValueError, before any work, for any other existing path, and for a folder that holds
+    the data file (the save would replace it)."""
     import spacy
 
     from ..data.readers import create_corpus_reader_v1
@@ -297,11 +298,13 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     from ..outputs import check_apart, check_folder_output
     from ..saving import save_pipeline
 
-    if Path(output).resolve() != Path(pipeline).resolve():
-        check_folder_output(output, "--output")
-        check_apart(output, [data], "--output")
-        if Path(output).exists():
-            raise ValueError(f"--output {output} exists: name a new folder, or leave -o out to save into {pipeline}")
+    check_folder_output(output, "--output")
+    check_apart(output, [data], "--output")
+    out = Path(output)
+    is_pipeline = (out / "config.cfg").is_file() and (out / "meta.json").is_file()
+    if out.resolve() != Path(pipeline).resolve() and out.is_dir() and any(out.iterdir()) and not is_pipeline:
+        raise ValueError(f"--output {output} is a folder of other files: name a new folder, or leave -o out to save "
+                         f"into {pipeline}")
     nlp = spacy.load(pipeline)
     pipe = _multilabel_pipe(nlp, component)
     examples = [eg for eg in create_corpus_reader_v1(data, labels=list(pipe.labels))(nlp) if eg.reference.cats]

@@ -63,7 +63,7 @@ def pretrain(config: Config, output_dir: Path, *, resume: bool = False, gpu_id: 
     torch.manual_seed(settings.seed)
     source = checkpoint if checkpoint is not None else settings.bert
     model, model_config, tokenizer = _start(settings, source, output_dir, dist_info)
-    if checkpoint is not None:
+    if checkpoint is not None and settings.bert is None:  # a run from [paths] bert has that model's sizes
         _check_same_model(settings, model_config, checkpoint)
     model.to(device)
     runner = Runner(settings, model, model_config, tokenizer, device, dist_info, output_dir, source)
@@ -91,6 +91,8 @@ def _check_same_model(settings: Settings, config, checkpoint: Path) -> None:
     """A resumed run goes on with its checkpoint's model: a [model] setting that differs
     from it is an error (it was ignored, silently)."""
     for key, value in settings.model.items():
+        if key in ("vocab_size", "pad_token_id"):  # the vocabulary's, whatever [model] says
+            continue
         have = getattr(config, key, value)
         if have != value:
             raise ValueError(f"{checkpoint}: the run being resumed has {key} = {have!r}, not {value!r} as [model] "

@@ -172,30 +172,36 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "straight" / "curves.png").stat().st_size > 0 or pytest.importorskip("matplotlib")
 
 
-def test_a_vocabulary_is_reused_only_if_learnt_from_the_same_text_and_settings(tmp_path):
+def test_a_vocabulary_is_reused_only_if_learnt_from_the_same_text_and_settings(tmp_path, monkeypatch):
     """OUTPUT/vocab left by a run on other text (one that stopped before its first checkpoint)
     was reused, silently."""
-    from spacy_bert_cls.pretraining.build import build_tokenizer
+    from spacy_bert_cls.pretraining import build
     from spacy_bert_cls.pretraining.distributed import init_distributed
     from spacy_bert_cls.pretraining.settings import Settings
 
+    learnt = []
+    train = build.train_wordpiece
+    monkeypatch.setattr(build, "train_wordpiece", lambda *a, **k: learnt.append(1) or train(*a, **k))
     other = tmp_path / "other.txt"
     other.write_text("".join(f"zyzzyva quux number {i} .\nzyzzyva again {i} .\n\n" for i in range(50)))
     config = _config()
     config["paths"]["raw"] = str(other)
-    single = init_distributed(False)
-    out = tmp_path / "run"
-    vocab = out / "vocab" / "tokenizer.json"
-    assert "zyzzyva" in build_tokenizer(Settings.from_config(config), None, out, single).tokenizer.get_vocab()
-    learnt = build_tokenizer(Settings.from_config(_config()), None, out, single)
-    assert "zyzzyva" not in learnt.tokenizer.get_vocab()
-    stamp = vocab.stat().st_mtime_ns
-    again = build_tokenizer(Settings.from_config(_config()), None, out, single)  # the same text and settings
-    assert vocab.stat().st_mtime_ns == stamp and again.tokenizer.get_vocab() == learnt.tokenizer.get_vocab()
-    config = _config()
-    config["tokenizer"]["vocab_size"] = 400
-    build_tokenizer(Settings.from_config(config), None, out, single)
-    assert vocab.stat().st_mtime_ns != stamp  # other settings: learnt anew
+    single, out = init_distributed(False), tmp_path / "run"
+
+    def vocabulary(config):
+        return build.build_tokenizer(Settings.from_config(config), None, out, single).tokenizer.get_vocab()
+
+    assert "zyzzyva" in vocabulary(config) and len(learnt) == 1
+    first = vocabulary(_config())
+    assert "zyzzyva" not in first and len(learnt) == 2
+    assert vocabulary(_config()) == first and len(learnt) == 2  # the same text and settings: reused
+    smaller = _config()
+    smaller["tokenizer"]["vocab_size"] = 400
+    vocabulary(smaller)
+    assert len(learnt) == 3  # other settings: learnt anew
+    (out / "vocab" / build.VOCAB_SOURCE).unlink()
+    vocabulary(smaller)
+    assert len(learnt) == 4  # a vocabulary of unknown origin (written before source.json): learnt anew
 
 
 def test_a_vocabulary_smaller_or_larger_than_asked_says_so(tmp_path, caplog):
@@ -213,8 +219,10 @@ def test_a_vocabulary_smaller_or_larger_than_asked_says_so(tmp_path, caplog):
 
 def test_resume_with_another_model_size_is_refused(tmp_path):
     """--resume with --model.hidden_size 128 went on with the checkpoint's size, silently."""
-    pretrain(_config(max_steps=4, checkpoint_every=2, eval_frequency=4), tmp_path / "run")
     config = _config(max_steps=4, checkpoint_every=2, eval_frequency=4)
+    config["model"]["vocab_size"] = 5000  # the vocabulary's size wins, at the start and on resume
+    pretrain(config, tmp_path / "run")
+    pretrain(config, tmp_path / "run", resume=True)
     config["model"]["hidden_size"] = 64
     with pytest.raises(ValueError, match="the run being resumed has hidden_size = 32, not 64"):
         pretrain(config, tmp_path / "run", resume=True)
@@ -239,6 +247,9 @@ def test_continue_from_a_checkpoint_without_mlm_head_and_fill_mask(tiny_checkpoi
     assert all(0.0 <= r["score"] <= 1.0 for r in results[0])
     with pytest.raises(Exception, match="masked-LM head"):
         fill_mask(tiny_checkpoint, "the [MASK]")
+    # pretrain.cfg's [model] sizes with --paths.bert: the checkpoint's sizes win, on resume too
+    config["model"].update({"hidden_size": 256, "num_hidden_layers": 4})
+    pretrain(config, tmp_path / "cont", resume=True)
 
 
 @pytest.mark.parametrize(
