@@ -22,7 +22,7 @@ from .checkpoints import read_state, save_checkpoint, write_model
 from .curves import PLOT_FILE, plot_curves
 from .distributed import Distributed, barrier
 from .instances import NO_NSP, Batch, InstanceStream, continuation_table, iter_batches, special_ids
-from .log import LOG_FILE, append_row, truncate_log
+from .log import LOG_FILE, append_row, read_log, truncate_log
 from .masking import mask_pieces, step_generator
 from .progress import show_progress
 from .settings import Settings
@@ -43,6 +43,7 @@ class Runner:
         self.step = self.batches_read = 0
         self.log_path = output_dir / LOG_FILE
         self.started = time.perf_counter()
+        self.elapsed_before = 0.0  # seconds of training before a resumed run's checkpoint
         decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "norm" in n)]
         no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "norm" in n]
         self.optimizer = torch.optim.AdamW(
@@ -113,7 +114,8 @@ class Runner:
             next(batches)
         window = {key: 0.0 for key in WINDOW_KEYS}
         window["pieces"] = window["steps"] = 0
-        self.started = time.perf_counter()
+        # A resumed run's clock goes on from its log's last row (see load_state).
+        self.started = time.perf_counter() - self.elapsed_before
         if self.step == 0 and s.dev is not None and self.dist.main:
             append_row(self.log_path, self.evaluate(), self.started, kind="eval")
         while self.step < s.max_steps:
@@ -251,4 +253,6 @@ class Runner:
         random.setstate(state["python_rng"])
         if self.dist.main:
             truncate_log(self.output_dir / LOG_FILE, self.step)
+            rows = read_log(self.output_dir / LOG_FILE)
+            self.elapsed_before = float(rows[-1]["elapsed_seconds"] or 0.0) if rows else 0.0
         logger.info("Resuming from %s at step %d", checkpoint, self.step)

@@ -169,6 +169,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
         assert torch.equal(a[key], b[key]), key
     log = (tmp_path / "straight" / "log.csv").read_text()
     assert "eval" in log and "mlm_perplexity" in log
+    # the resumed run's clock goes on from its checkpoint's row (it started again at 0)
+    import csv
+
+    rows = list(csv.DictReader((interrupted / "log.csv").open()))
+    elapsed = [float(r["elapsed_seconds"]) for r in rows]
+    assert elapsed == sorted(elapsed), elapsed
     assert (tmp_path / "straight" / "curves.png").stat().st_size > 0 or pytest.importorskip("matplotlib")
 
 
