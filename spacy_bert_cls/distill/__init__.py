@@ -23,6 +23,7 @@ from thinc.api import fix_random_seed
 
 from ..data.texts import read_texts
 from ..errors import DataError
+from ..outputs import check_folder_output
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint, read_state
 from ..pytorch.quantized import pin_fp32_backends
 from .agreement import Agreement
@@ -79,8 +80,7 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
 def _check_output(output: Path, teacher: Path, resume: bool) -> None:
     """OUTPUT is a folder of its own: not a file, not the teacher's folder (or inside it, or
     holding it), and without a model-last of some other run (one this run would replace)."""
-    if output.is_file():
-        raise ValueError(f"{output} is a file: OUTPUT is the folder for the checkpoints and model-last")
+    check_folder_output(output, "OUTPUT (the folder for the checkpoints and model-last)")
     out, source = output.resolve(), Path(teacher).resolve()
     if out == source or source in out.parents or out in source.parents:
         raise ValueError(f"{output}: OUTPUT would mix the student's files with the teacher's ({teacher}); "

@@ -55,6 +55,8 @@ def atomic_folder(path: Union[str, Path], overwrite: bool = False) -> Iterator[P
     `path` is an error unless `overwrite`; then it is swapped out only once the new
     folder is complete.
     """
+    # Checked again here, at the write (import_hf and export_hf check first, with their
+    # inputs, before any work): the folder may have appeared meanwhile.
     check_output(path, (), overwrite)
     # One atomic swap (checkpoint.io.atomic_dir): a kill at any moment leaves the old
     # folder or the new one, whole, with the permissions a plain mkdir gives.
