@@ -253,6 +253,21 @@ def test_resuming_with_other_steps_is_refused(teacher, tmp_path):
         distill(Settings(**{**settings, "steps": 8}, resume=True))
 
 
+def test_resuming_after_the_teacher_changed_is_refused(teacher, tmp_path):
+    """A teacher retrained at the same path: the run went on from the old teacher's student
+    (project.yml's all-distill then packaged it, saying it had saved a student)."""
+    import shutil
+
+    changed = tmp_path / "teacher"
+    shutil.copytree(teacher, changed)
+    settings = dict(teacher=changed, output=tmp_path / "out", **FAST)
+    assert distill(Settings(**settings), stop_after=3) is None
+    meta = json.loads((changed / "meta.json").read_text())
+    (changed / "meta.json").write_text(json.dumps({**meta, "version": "0.0.2"}))
+    with pytest.raises(ValueError, match="another teacher"):
+        distill(Settings(**settings, resume=True))
+
+
 def test_a_resumed_run_computes_on_the_fp32_backends_it_began_with(teacher, tmp_path, monkeypatch):
     """The teacher's prediction copy runs its linear layers on MKL or oneDNN as each process's
     timing chooses, and the two round differently: a checkpoint records the choices and a

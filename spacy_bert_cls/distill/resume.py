@@ -9,15 +9,37 @@ thinc's optimizer keys its moments by (model node id, parameter name), and node 
 handed out per process: they are saved under names that say where the node is in the
 pipeline ("<component>/<index in model.walk()>"), the same in the process that resumes.
 """
+import hashlib
 import math
 import random
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import numpy
 import torch
 from spacy.language import Language
 from thinc.api import Model, Optimizer, get_current_ops
 from thinc.backends import get_array_ops
+
+def input_digests(teacher: Path, data: Path, gold: Optional[Path]) -> Dict[str, Optional[str]]:
+    """A SHA-256 of the teacher's folder (its files' names and bytes) and of the data files:
+    a checkpoint records them, so that a run resumed after the teacher was retrained at the
+    same path is refused (it went on from the old teacher's student, and `project.yml`'s
+    all-distill packaged that, silently)."""
+    return {"teacher": _digest(sorted(p for p in Path(teacher).rglob("*") if p.is_file()), Path(teacher)),
+            "data": _digest([Path(data)], Path(data).parent),
+            "gold": _digest([Path(gold)], Path(gold).parent) if gold is not None else None}
+
+
+def _digest(files: List[Path], root: Path) -> str:
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(str(path.relative_to(root)).encode("utf8") + b"\0")
+        with path.open("rb") as file_:
+            for block in iter(lambda: file_.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
+
 
 STATS = ("mom1", "mom2")
 COUNTS = ("nr_update", "last_seen")

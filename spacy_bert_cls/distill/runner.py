@@ -19,7 +19,7 @@ from ..saving import save_pipeline
 from .agreement import Agreement
 from .data import WordReplacer, batch_at, steps_per_epoch
 from .progress import show_agreement, show_progress
-from .resume import load_optimizer_state, optimizer_state, random_state, set_random_state
+from .resume import input_digests, load_optimizer_state, optimizer_state, random_state, set_random_state
 from .settings import Settings
 from .step import Distiller
 
@@ -37,6 +37,7 @@ class Runner:
         self.last: Dict[str, float] = {}
         self.last_agreement: Dict[str, float] = {}
         self.replacer = WordReplacer(texts, settings.augment) if settings.augment > 0 else None
+        self.inputs = input_digests(settings.teacher, settings.data, settings.gold)
 
     def learn_rate(self, step: int) -> float:
         warmup = round(self.s.warmup_fraction * self.total)
@@ -82,6 +83,7 @@ class Runner:
 
     def save_checkpoint(self) -> None:
         state = {"step": self.step, "world_size": 1, "settings": self.s.to_dict(), "layer_map": list(self.d.mapping),
+                 "inputs": self.inputs,
                  "optimizer": optimizer_state(self.optimizer, self.d.student), "fp32_backends": fp32_backend_choices(),
                  **random_state()}
         save_checkpoint(self.s.output, self.step, state, self.d.student.to_disk, self.s.keep_checkpoints)
@@ -97,6 +99,10 @@ class Runner:
                 raise ValueError(f"{checkpoint} was written with {key} {saved[key]}, not "
                                  f"{self.s.to_dict()[key]}: resume with the same settings, or choose another output "
                                  f"folder")
+        for key, digest in state.get("inputs", {}).items():  # checkpoints from before had none
+            if digest != self.inputs[key]:
+                raise ValueError(f"{checkpoint} was written with another {key} ({getattr(self.s, key)} has changed "
+                                 f"since): start a new run in another output folder, or remove this one")
         self.step = int(state["step"])
         device = next(get_bert_shim(self.d.encoder.model).windowed.bert.parameters()).device
         load_optimizer_state(self.optimizer, self.d.student, state["optimizer"], device)
