@@ -26,8 +26,10 @@ class ListenerError(ValueError):
 
 
 E_NO_UPSTREAM_OUTPUT = (
-    "A bert listener found no output of its upstream 'bert' component for this doc. Run the whole pipeline (nlp(text) or nlp.pipe(texts)) "
-    "instead of this component on its own, or run the 'bert' component on the doc "
+    "A bert listener found no output of its upstream 'bert' component for this doc. Is 'bert' "
+    "disabled or excluded (nlp.select_pipes(disable=...), spacy.load(..., disable=/exclude=))? Its "
+    "listeners read what it computes: keep it enabled. Otherwise run the whole pipeline (nlp(text) or "
+    "nlp.pipe(texts)) instead of this component on its own, or run the 'bert' component on the doc "
     "first. (When 'bert' is frozen in training with frozen_components, add it to "
     "annotating_components too, or use the component's own `frozen = true`.)"
 )

@@ -14,9 +14,12 @@ from thinc.api import warmup_linear
 # resolves [training.optimizer] from nlp.config as it is, without interpolating it: the
 # schedule then gets the reference itself, and says what to do instead.
 E_NOT_INTERPOLATED = (
-    "[training.optimizer.learn_rate] total_steps is {value!r}, a reference spaCy did not fill in: "
-    "nlp.create_optimizer() (which nlp.initialize() without sgd and nlp.resume_training() call) reads "
-    "nlp.config without interpolating it. Make the optimizer from the interpolated config and pass it: "
+    "[training.optimizer.learn_rate] total_steps is {value!r}, not a number. If you set "
+    "--training.max_steps, give it a whole number. Otherwise spaCy did not fill the reference in: "
+    "`spacy debug data` / `debug model` and nlp.create_optimizer() (which nlp.initialize() without "
+    "sgd and nlp.resume_training() call) read the config without interpolating it. For the debug "
+    "commands add --training.optimizer.learn_rate.total_steps 1000; in code, make the optimizer from "
+    "the interpolated config and pass it: "
     "optimizer = spacy.util.registry.resolve(nlp.config.interpolate()[\"training\"])[\"optimizer\"]; "
     "nlp.initialize(get_examples, sgd=optimizer) (spacy train does this itself)"
 )

@@ -105,6 +105,18 @@ class BertTextCategorizer(TrainablePipe):
         for doc, row in zip(docs, scores):
             doc.cats.update({label: float(p) for label, p in zip(self.labels, row)})
 
+    def _check_exclusive(self, examples: Iterable[Example]) -> None:
+        """Exclusive classes take one label a text (a softmax): a text with several is a
+        ValueError, as spaCy's textcat (E895), not a wrong gradient."""
+        if not self.exclusive:
+            return
+        for eg in examples:
+            positive = sorted(label for label, value in eg.reference.cats.items() if value >= 0.5)
+            if len(positive) > 1:
+                raise ValueError(f"'{self.name}' has exclusive classes (one label a text), but the text "
+                                 f"{eg.reference.text[:60]!r} has {len(positive)}: {', '.join(positive)}. For "
+                                 f"multi-label data set exclusive_classes = false (configs/bert_textcat_multilabel.cfg)")
+
     def _truths(self, examples: Sequence[Example]):
         truths = numpy.zeros((len(examples), len(self.labels)), dtype="float32")
         known = numpy.zeros_like(truths)
@@ -126,6 +138,7 @@ class BertTextCategorizer(TrainablePipe):
         """
         validate_examples(examples, "BertTextCategorizer.get_loss")
         examples = list(examples)
+        self._check_exclusive(examples)
         truths, known = self._truths(examples)
         probs = self.model.ops.to_numpy(scores).astype("float32")
         n = max(1.0, float(known.any(axis=1).sum()))
@@ -155,6 +168,7 @@ class BertTextCategorizer(TrainablePipe):
             raise ValueError(f"'{self.name}' has no labels: none in the training data's cats and none given")
         if len(self.labels) < 2 and self.exclusive:
             raise ValueError(f"'{self.name}' with exclusive classes needs at least 2 labels, got {list(self.labels)}")
+        self._check_exclusive(get_examples())
         if thresholds:
             self.set_thresholds(thresholds)
         sample = list(islice(get_examples(), 10))

@@ -180,6 +180,9 @@ def test_listener_component_alone_is_a_clear_error(trained):
     doc = nlp.make_doc("i love this movie")
     with pytest.raises(ListenerError, match="no output of its upstream 'bert'"):
         nlp.get_pipe("textcat")(doc)
+    with nlp.select_pipes(disable="bert"):  # the message named no cause the user could see
+        with pytest.raises(ListenerError, match=r"Is 'bert' disabled or excluded"):
+            nlp("i love this movie")
 
 
 @pytest.mark.parametrize("order", [("textcat", "ner"), ("ner", "textcat")])

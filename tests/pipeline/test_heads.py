@@ -273,3 +273,11 @@ def test_ner_head_starts_at_the_tag_priors(tiny_checkpoint, tiny_model_config):
     bias = ner.model.get_ref("output_layer").get_param("b")
     assert counts["O"] > counts["B-LOC"]
     assert list(bias) == pytest.approx([numpy.log(counts[t] / total) for t in ner.scheme.tags], abs=1e-6)
+
+
+def test_exclusive_classes_refuse_texts_with_several_labels(tiny_checkpoint, tiny_model_config):
+    """Multi-label data trained an exclusive bert_textcat silently, with a softmax gradient that
+    is wrong for every text with two labels (spaCy's own textcat stops with E895)."""
+    nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=True)
+    with pytest.raises(ValueError, match=r"exclusive classes \(one label a text\).*has 2: film, good"):
+        train(nlp, tiny_checkpoint, MULTI, n_iter=1)
