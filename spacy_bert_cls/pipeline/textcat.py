@@ -81,6 +81,9 @@ class BertTextCategorizer(TrainablePipe):
         return {label: float(self.cfg["thresholds"].get(label, self.cfg["threshold"])) for label in self.labels}
 
     def set_thresholds(self, thresholds: Dict[str, float]) -> None:
+        if self.exclusive and thresholds:  # accepted, they changed nothing
+            raise ValueError(f"'{self.name}' has exclusive classes (each text's top-scoring label): thresholds "
+                             f"belong to a multi-label bert_textcat (exclusive_classes = false)")
         unknown = set(thresholds) - set(self.labels)
         if unknown:
             raise ValueError(f"'{self.name}' has no label(s) {sorted(unknown)}; labels: {list(self.labels)}")

@@ -281,3 +281,11 @@ def test_exclusive_classes_refuse_texts_with_several_labels(tiny_checkpoint, tin
     nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=True)
     with pytest.raises(ValueError, match=r"exclusive classes \(one label a text\).*has 2: film, good"):
         train(nlp, tiny_checkpoint, MULTI, n_iter=1)
+
+
+def test_thresholds_on_exclusive_classes_are_refused(tiny_checkpoint, tiny_model_config):
+    """They were accepted and changed nothing (each text gets its top-scoring label)."""
+    nlp = make_nlp(tiny_model_config, components=("bert_textcat",), exclusive=True)
+    train(nlp, tiny_checkpoint, TRAIN, n_iter=1)
+    with pytest.raises(ValueError, match="exclusive classes.*multi-label bert_textcat"):
+        nlp.get_pipe("bert_textcat").set_thresholds({"POS": 0.9})
