@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from spacy.tokens import Doc, DocBin, Span
 
 from .checkpoint.io import atomic_path
-from .data.conll import DOCSTART, conll_token, read_conll
+from .data.conll import DOCSTART, conll_sentences, read_conll
 from .data.conll import conll_fields as _conll_fields
 from .data.formats import CONLL_SUFFIXES, DOCBIN_SUFFIX, resolve_format
 from .data.jsonl import collect_textcat_labels, read_textcat_jsonl
@@ -241,19 +241,11 @@ def _conll_documents(path: Path) -> Iterator[List[str]]:
     joined by spaces a line, a new document at each -DOCSTART- line (one document where the
     file has none), as pretrain's suggested awk command (pretraining.data.CONLL_TO_RAW) makes them."""
     document: List[str] = []
-    words: List[str] = []
-    for number, line in _iter_lines(path):
-        fields = _conll_fields(line)
-        if fields and fields[0] != DOCSTART:
-            words.append(conll_token(path, number, fields)[0])
-            continue
-        if words:
-            document.append(" ".join(words))
-            words = []
-        if fields and document:  # -DOCSTART-: the document so far ends
+    for sentence in conll_sentences(path):
+        if sentence is not None:
+            document.append(" ".join(sentence[0]))
+        elif document:  # -DOCSTART-: the document so far ends
             yield document
             document = []
-    if words:
-        document.append(" ".join(words))
     if document:
         yield document

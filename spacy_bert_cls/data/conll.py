@@ -1,7 +1,7 @@
 """CoNLL / IOB NER files: one `token ... tag` line a token, a blank line after each
 sentence, and the training examples made of their sentences."""
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -27,25 +27,35 @@ def read_conll(path: PathLike) -> Iterator[Tuple[List[str], List[str]]]:
     YIELDS (Tuple[List[str], List[str]]): The words and tags of a sentence,
         the tags as they are in the file.
     """
+    count = 0
+    for sentence in conll_sentences(path):
+        if sentence is not None:
+            count += 1
+            yield sentence
+    if count == 0:
+        raise DataError(Path(path), None, "no examples: the file has no token lines")
+
+
+def conll_sentences(path: PathLike) -> Iterator[Optional[Tuple[List[str], List[str]]]]:
+    """The sentences of a CoNLL file as read_conll reads them, and None where a `-DOCSTART-`
+    line is (where a document begins), for readers that keep the documents apart."""
     path = Path(path)
     words: List[str] = []
     tags: List[str] = []
-    count = 0
     for number, line in iter_lines(path):
         fields = conll_fields(line)
         if fields and fields[0] != DOCSTART:
-            word, tag = conll_token(path, number, fields)
+            word, tag = _conll_token(path, number, fields)
             words.append(word)
             tags.append(tag)
-        elif words:
+            continue
+        if words:
             yield words, tags
-            count += 1
             words, tags = [], []
+        if fields:  # -DOCSTART-
+            yield None
     if words:
         yield words, tags
-        count += 1
-    if count == 0:
-        raise DataError(path, None, "no examples: the file has no token lines")
 
 
 def conll_fields(line: str) -> List[str]:
@@ -56,7 +66,7 @@ def conll_fields(line: str) -> List[str]:
     return [column for column in (c.strip(" ") for c in columns) if column]
 
 
-def conll_token(path: Path, number: int, fields: List[str]) -> Tuple[str, str]:
+def _conll_token(path: Path, number: int, fields: List[str]) -> Tuple[str, str]:
     if len(fields) < 2:
         raise DataError(
             path, number,
