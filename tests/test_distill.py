@@ -237,13 +237,20 @@ def test_spacy_components_on_the_listener_learn_from_silver(tmp_path, tiny_check
 def test_output_must_be_a_folder_of_its_own(teacher, tmp_path):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "used" / "model-last").mkdir(parents=True)
-    for output, message in ((tmp_path / "a_file", "is a file"), (teacher, "mix the student's files with the teacher's"),
-                            (teacher / "out", "mix the student's files"),
+    for output, message in ((tmp_path / "a_file", "is a file"), (teacher, "is .*teacher, which this command reads"),
+                            (teacher.parent, "holds .*teacher, which this command reads"),
+                            (teacher / "out", "mix the student's files with the teacher's"),
                             (tmp_path / "used", "already holds a model-last")):
         with pytest.raises(ValueError, match=message):
             distill(Settings(teacher=teacher, output=output, **FAST))
     assert sorted(p.name for p in (tmp_path / "used").iterdir()) == ["model-last"]
     assert not (teacher / "out").exists()
+    (tmp_path / "texts").mkdir()
+    data = tmp_path / "texts" / "train.jsonl"
+    data.write_text(RAW.read_text())
+    with pytest.raises(ValueError, match="holds .*train.jsonl, which this command reads"):
+        distill(Settings(teacher=teacher, output=tmp_path / "texts", **{**FAST, "data": data}))
+    assert [p.name for p in (tmp_path / "texts").iterdir()] == ["train.jsonl"]
 
 
 def test_resuming_with_other_steps_is_refused(teacher, tmp_path):

@@ -16,14 +16,14 @@ runner.py (the loop).
 """
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import spacy
 from thinc.api import fix_random_seed
 
 from ..data.texts import read_texts
 from ..errors import DataError
-from ..outputs import check_folder_output
+from ..outputs import check_apart, check_folder_output
 from ..pretraining.checkpoints import clean_temporary, latest_checkpoint, read_state
 from ..pytorch.quantized import pin_fp32_backends
 from .agreement import Agreement
@@ -48,7 +48,7 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     ValueError (or OSError) that says what is wrong, and leaves no output.
     """
     s = settings
-    _check_output(s.output, s.teacher, s.resume)
+    _check_output(s.output, s.teacher, [path for path in (s.data, s.gold, s.dev) if path], s.resume)
     teacher = load_teacher(s.teacher)
     check_sizes(teacher_bert(teacher), s.layers, s.width, s.teacher)
     checkpoint = _checkpoint_to_resume(s.output, s.resume)
@@ -77,12 +77,14 @@ def distill(settings: Settings, stop_after: Optional[int] = None) -> Optional[Pa
     return runner.run(stop_after=stop_after)
 
 
-def _check_output(output: Path, teacher: Path, resume: bool) -> None:
-    """OUTPUT is a folder of its own: not a file, not the teacher's folder (or inside it, or
-    holding it), and without a model-last of some other run (one this run would replace)."""
-    check_folder_output(output, "OUTPUT (the folder for the checkpoints and model-last)")
-    out, source = output.resolve(), Path(teacher).resolve()
-    if out == source or source in out.parents or out in source.parents:
+def _check_output(output: Path, teacher: Path, data: List[Path], resume: bool) -> None:
+    """OUTPUT is a folder of its own: not a file, apart from every input (outputs.check_apart),
+    not inside the teacher's folder either (the run's digest of the teacher would change with
+    its own checkpoints), and without a model-last of some other run (one this run would replace)."""
+    option = "OUTPUT (the folder for the checkpoints and model-last)"
+    check_folder_output(output, option)
+    check_apart(output, [teacher, *data], option)
+    if Path(teacher).resolve() in output.resolve().parents:
         raise ValueError(f"{output}: OUTPUT would mix the student's files with the teacher's ({teacher}); "
                          f"choose a folder outside it")
     if (output / "model-last").exists() and latest_checkpoint(output) is None and not resume:

@@ -257,7 +257,13 @@ def best_thresholds(probs: numpy.ndarray, truths: numpy.ndarray, known: Optional
     fn = (~predicted & actual[None]).sum(axis=1)
     f1 = numpy.where(2 * tp + fp + fn > 0, 2 * tp / numpy.maximum(2 * tp + fp + fn, 1), 0.0)
     best = grid[f1.argmax(axis=0)]
-    return numpy.where(actual.any(axis=0), best, 0.5 if keep is None else keep)
+    return numpy.where(has_positive(truths, known), best, 0.5 if keep is None else keep)
+
+
+def has_positive(truths: numpy.ndarray, known: numpy.ndarray) -> numpy.ndarray:
+    """Per label (ndarray[n_labels] of bool), whether some document's known gold value is
+    positive: a threshold can be tuned for such a label only."""
+    return ((truths >= 0.5) & (known > 0)).any(axis=0)
 
 
 def _multilabel_pipe(nlp: Language, component: str) -> "BertTextCategorizer":
@@ -331,10 +337,10 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     before = nlp.evaluate(examples)["cats_macro_f"]
     thresholds = tune_thresholds(nlp, examples, component)
     after = nlp.evaluate(examples)["cats_macro_f"]
-    positive = {label for eg in examples for label, value in eg.reference.cats.items() if value >= 0.5}
+    positive = has_positive(*pipe._truths(examples))
     # Written beside the target and swapped in: an interrupted save leaves the old pipeline whole.
     save_pipeline(nlp, output)
-    return TunedThresholds(thresholds, before, after, [label for label in pipe.labels if label not in positive])
+    return TunedThresholds(thresholds, before, after, [label for label, p in zip(pipe.labels, positive) if not p])
 
 
 class ThresholdTuner:
