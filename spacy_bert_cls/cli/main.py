@@ -219,13 +219,17 @@ def fit_config_cli(
     component: str = typer.Option("bert", help="The bert component's name"),
 ) -> None:
     """Write CONFIG with the bert component's sizes (and paths.bert) set to CHECKPOINT's."""
-    from ..checkpoint.hf import fit_config
+    from ..checkpoint.fit_config import fit_config
 
     try:
-        changed = fit_config(config_path, checkpoint, output, component)
+        fitted = fit_config(config_path, checkpoint, output, component)
     except USER_ERRORS + (KeyError,) as err:
         fail("Cannot fit the config", err)
-    msg.good(f"Saved {output}" + (f" ({', '.join(changed)} changed)" if changed else " (sizes already matched)"))
+    changed = ", ".join(fitted.changed)
+    msg.good(f"Saved {output}" + (f" ({changed} changed)" if changed else " (sizes already matched)"))
+    if not fitted.comments_kept:
+        msg.warn(f"{output} is written in thinc's layout, without {config_path.name}'s comments: its text could "
+                 f"not be edited in place")
 
 
 @app.command("distill")
