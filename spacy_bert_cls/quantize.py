@@ -7,26 +7,30 @@ layers kept in fp32) saved with the weights, and what was done in meta.json unde
 """
 import logging
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Union
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import spacy
 import torch
 from spacy.language import Language
+from thinc.api import Model
 
 from .data.texts import read_texts
 from .models.encoder import bucket_tensors, get_bert_shim, plan_for
+from .models.inline_listener import InlineBertListener
 from .models.pieces import get_piece_tokenizer
+from .pipeline.bert import BertTransformer
 from .pytorch.quantized import (BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, calibrate_int8, fidelity,
                                 quantizable_layers)
 from .saving import save_pipeline
 
 logger = logging.getLogger("spacy_bert_cls")
 PathLike = Union[str, Path]
+INLINE = "spacy-bert-cls.BertInlineListener"
 
 
 def encoder_batches(nlp: Language, texts: Sequence[str], component: str = "bert") -> Iterator:
     """The (input_ids, attention_mask) buckets the component's encoder runs for `texts`."""
-    model = nlp.get_pipe(component).model
+    model, _ = encoder_of(nlp, component)
     pieces_layer, encoder = model.get_ref("pieces"), model.get_ref("encoder")
     tokenizer = get_piece_tokenizer(pieces_layer)
     docs = [nlp.make_doc(text) for text in texts]
@@ -37,9 +41,41 @@ def encoder_batches(nlp: Language, texts: Sequence[str], component: str = "bert"
             yield ids, mask
 
 
+def encoder_of(nlp: Language, component: str) -> Tuple[Model, Dict]:
+    """The encoder model `component` runs (a `bert` component's own, or the copy inside a
+    component assembled with replace_listeners) and the config block whose inference_dtype
+    says how it predicts; a ValueError that says where the encoders are when it has none."""
+    if component not in nlp.pipe_names:
+        raise ValueError(f"no component {component!r} in the pipeline (it has {nlp.pipe_names})"
+                         + _where_encoders_are(nlp))
+    pipe, config = nlp.get_pipe(component), nlp.get_pipe_config(component)
+    if isinstance(pipe, BertTransformer):
+        return pipe.model, config
+    inline = [node for node in pipe.model.walk() if isinstance(node, InlineBertListener)]
+    blocks = [block for block in _blocks(config) if block.get("@architectures", "").startswith(INLINE)]
+    if len(inline) != 1 or len(blocks) != 1:
+        raise ValueError(f"{component!r} has no bert encoder of its own (it listens to a bert component, or has "
+                         f"none)" + _where_encoders_are(nlp))
+    return inline[0].get_ref("encoder"), blocks[0]
+
+
+def _where_encoders_are(nlp: Language) -> str:
+    names = [name for name, pipe in nlp.pipeline if isinstance(pipe, BertTransformer)
+             or any(isinstance(node, InlineBertListener) for node in getattr(pipe, "model", Model("x", None)).walk())]
+    return f": name one with an encoder with --component ({', '.join(names)})" if names else ""
+
+
+def _blocks(config) -> Iterator[Dict]:
+    """Every dict inside a component's config, depth first."""
+    if isinstance(config, dict):
+        yield config
+        for value in config.values():
+            yield from _blocks(value)
+
+
 def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[PathLike], *, dtype: str,
                       data: Optional[PathLike] = None, component: str = "bert", n_texts: int = 512,
-                      alpha: float = 0.8, target_cosine: float = 0.993, max_fp32_fraction: float = 0.25) -> Dict:
+                      alpha: float = 0.5, target_cosine: float = 0.993, max_fp32_fraction: float = 0.25) -> Dict:
     """Set a pipeline's encoder to `dtype` for inference, calibrating int8 on `data`.
 
     pipeline: a pipeline folder (or a loaded Language, changed in place).
@@ -61,9 +97,8 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
     if not 0.0 < target_cosine <= 1.0:
         raise ValueError(f"--target-cosine must be in (0, 1] (a cosine to fp32's token states), got {target_cosine}")
     nlp = pipeline if isinstance(pipeline, Language) else spacy.load(pipeline)
-    if component not in nlp.pipe_names:
-        raise ValueError(f"no component {component!r} in the pipeline (it has {nlp.pipe_names})")
-    windowed = get_bert_shim(nlp.get_pipe(component).model).windowed
+    encoder, config = encoder_of(nlp, component)
+    windowed = get_bert_shim(encoder).windowed
     if next(windowed.bert.parameters()).device.type != "cpu":
         windowed.to("cpu")
     batches = list(encoder_batches(nlp, read_texts(data, spacy.blank("en"), n_texts), component)) if data else []
@@ -90,9 +125,10 @@ def quantize_pipeline(pipeline: Union[PathLike, Language], output: Optional[Path
             summary.update(mean_cosine=round(measured["mean_cosine"], 6), min_cosine=round(measured["min_cosine"], 6))
     if dtype == "bfloat16" and not bf16_native():
         summary["warnings"].append(BF16_EMULATED)
-    nlp.get_pipe(component).inference_dtype = dtype
-    # The factory setting, so config.cfg says it and spacy.load restores it.
-    nlp.get_pipe_config(component)["inference_dtype"] = dtype
+    windowed.inference_dtype = dtype
+    # The setting in the config (the bert factory's, or the inline listener's), so that
+    # config.cfg says it and spacy.load restores it.
+    config["inference_dtype"] = dtype
     nlp.meta.setdefault("spacy_bert_cls", {})["inference"] = summary
     if output is not None:
         save_pipeline(nlp, output)

@@ -4,6 +4,7 @@ What `nlp.replace_listeners` (and a sourced component's `replace_listeners` in a
 as `spacy assemble` reads it) puts in a component's model, with the two hooks the `bert`
 model carries for it (replace_listener, replace_listener_cfg).
 """
+import logging
 from typing import List, Optional
 
 from spacy.tokens import Doc
@@ -16,6 +17,8 @@ from .encoder import get_bert_shim
 from .listener import BertListener, pool_outputs
 from .output import BertOutput
 from .pieces import get_piece_tokenizer
+
+logger = logging.getLogger("spacy_bert_cls")
 
 
 class InlineBertListener(BertListener):
@@ -107,7 +110,16 @@ def replace_listener(encoder: Model, listener: BertListener, component) -> Inlin
     `encoder` is a copy of the `bert` component's model. It predicts in float32, as the
     config replace_listener_cfg writes says (set inference_dtype there for int8 or bf16)."""
     _restore_refs(component.model, encoder)
-    get_bert_shim(encoder).windowed.inference_dtype = "float32"
+    windowed = get_bert_shim(encoder).windowed
+    if windowed.inference_dtype != "float32":
+        # The config written for the copy cannot say it: replace_listener_cfg sees the
+        # bert model's config, and inference_dtype is the bert component's setting.
+        logger.warning("replace_listeners: a component gets its own copy of the '%s' encoder, which predicted in "
+                       "%s; the copy predicts in float32. To keep %s, quantize the assembled pipeline: "
+                       "spacy-bert-cls quantize PIPELINE OUTPUT --component NAME (the component's), or set "
+                       "inference_dtype in its BertInlineListener block.", component.name,
+                       windowed.inference_dtype, windowed.inference_dtype)
+    windowed.inference_dtype = "float32"
     return InlineBertListener(encoder, listener.get_dim("nO"), listener.layers[0],
                               listener.attrs["grad_factor"], output=listener.attrs["output"])
 

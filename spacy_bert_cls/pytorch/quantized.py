@@ -1,15 +1,16 @@
 """Lower-precision inference for the encoder: int8 linear layers, and the fp32 matmul backend.
 
-int8, what keeps the accuracy on BERT (measured on all-MiniLM-L6-v2, mean cosine of the
-token states to fp32 on rotten_tomatoes: torch's quantize_dynamic as shipped 0.921;
-per-channel weights 0.962; + 8-bit instead of 7-bit activations 0.989; + SmoothQuant scaling
-calibrated on training text 0.995; + the most sensitive layers kept in fp32 0.997-0.998):
+int8, what keeps the accuracy on BERT (all-MiniLM-L6-v2, mean cosine of the token states to
+fp32 on rotten_tomatoes: torch's quantize_dynamic as shipped 0.921; per-channel weights 0.962;
+8-bit activations 0.989; SmoothQuant 0.987 on held-out text; per-token activations 0.9976,
+at SmoothQuant's alpha 0.5, with no layer left in fp32; docs/benchmarks.md):
 
 - weights: symmetric per output channel, in 7 bits (see Int8Linear);
-- activations: quantized dynamically per call (per tensor, full 8-bit range) by the
-  quantized engine's dynamic linear: fbgemm (torch's default on x86, VNNI where the CPU
-  has it) or oneDNN (AMX where the CPU has it), whichever is faster for the layer's shape
-  on this CPU (int8_engine; 2-3x fbgemm on an AMX Xeon, the same numbers to 4e-3);
+- activations: dynamically per row (per token, 8 bits; Int8Linear.forward) by the dynamic
+  linear of fbgemm (torch's default on x86) or oneDNN (AMX), whichever is faster for the
+  shape on this CPU (int8_engine). Per row, a text's result does not depend on its batch,
+  and the engines agree to 2e-6: per tensor (torch's and ONNX Runtime's way) a text's
+  entities changed with its batch and with the engine a process had timed as faster;
 - SmoothQuant (Xiao et al. 2023): activation outliers sit in a few input channels, so each
   input channel j is divided by s_j = amax(x_j)^alpha / amax(W_:,j)^(1-alpha) and the
   weight's column multiplied by it: the product is unchanged, the activations are easier to
@@ -18,12 +19,8 @@ calibrated on training text 0.995; + the most sensitive layers kept in fp32 0.99
   output back), the value rows for the attention output, and for the feed-forward output a
   division written over GELU's output (smoothing.py);
 - the layers whose quantization costs most (measured one at a time on calibration text)
-  stay in fp32, until the mean cosine reaches 0.993. On MiniLM that is one layer (the first
-  FFN output): rotten_tomatoes accuracy +0.28 and wnut17 entity F -0.21 points against fp32,
-  at 1.58x fp32's words/s with oneDNN's kernels on an AMX Xeon (1.40x on fbgemm's)
-  (`python -m benchmarks.speed_cpu`, its --accuracy table). The
-  earlier target, 0.998, kept 3 to 6 layers for -0.19 / -0.12 points at 1.21x
-  (docs/benchmarks.md, issue 23).
+  stay in fp32, until the mean cosine reaches 0.993 (accuracy and speed against fp32:
+  `python -m benchmarks.speed_cpu`, its --accuracy table; docs/benchmarks.md).
 
 Nothing here is stored in a quantized format: a pipeline keeps its fp32 weights and the
 calibration (per-channel activation ranges, alpha, the fp32 layers), and the int8 layers are
@@ -92,17 +89,27 @@ class Int8Linear(nn.Module):
         weight = linear.weight.detach().float()
         if smooth is not None:
             weight = weight * smooth[None, :]
-        bias = linear.bias.detach().float() if linear.bias is not None else None
-        self._packed = _packed_weight(weight, bias, engine)
+        self.bias = linear.bias.detach().float() if linear.bias is not None else None
+        self._packed = _packed_weight(weight, None, engine)
         self.engine = engine
         self.out_features = weight.shape[0]
+        # The last row of every call: the range [-1, 1] whatever the rows are (see forward).
+        self._extremes = torch.cat([torch.tensor([-1.0, 1.0]), torch.zeros(weight.shape[1] - 2)])
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (Tensor[..., in], divided by `smooth`) -> Tensor[..., out], fp32"""
+        """x (Tensor[..., in], divided by `smooth`) -> Tensor[..., out], fp32. The engine
+        quantizes its input per tensor, from its range (all 8 bits: reduce_range=False).
+        Each row divided by its largest |x|, and a row of -1 and 1 added, every call's range
+        is [-1, 1]: each row has its own scale, the same in any batch; its output is
+        multiplied back and the bias added after."""
         shape = x.shape
-        # reduce_range=False: the full 8-bit range for the activations (7-bit halves their
-        # resolution and cost 0.027 of mean cosine on MiniLM).
-        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float().contiguous(), self._packed, False)
+        rows = x.reshape(-1, shape[-1]).float()
+        amax = torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg_()).clamp_(min=1e-12)
+        scaled = torch.empty(rows.shape[0] + 1, shape[-1])
+        torch.div(rows, amax, out=scaled[:-1])
+        scaled[-1] = self._extremes
+        y = torch.ops.quantized.linear_dynamic(scaled, self._packed, False)[:-1]
+        y = y.mul_(amax) if self.bias is None else torch.addcmul(self.bias, y, amax, out=y)
         return y.reshape(*shape[:-1], self.out_features)
 
 
@@ -170,7 +177,7 @@ def activation_ranges(bert: BertModel, batches: Iterable[Batch]) -> Dict[str, Te
     return ranges
 
 
-def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha: float = 0.8,
+def quantize_bert(bert: BertModel, ranges: Optional[Dict[str, Tensor]], *, alpha: float = 0.5,
                   fp32_layers: Sequence[str] = ()) -> BertModel:
     """A copy of `bert` for inference with its linear layers in int8.
 
@@ -206,7 +213,7 @@ def fidelity(reference: BertModel, candidate: BertModel, batches: Sequence[Batch
 
 
 @torch.no_grad()
-def calibrate_int8(bert: BertModel, batches: Sequence[Batch], *, alpha: float = 0.8, target_cosine: float = 0.993,
+def calibrate_int8(bert: BertModel, batches: Sequence[Batch], *, alpha: float = 0.5, target_cosine: float = 0.993,
                    max_fp32_fraction: float = 0.25) -> Dict:
     """Calibrate int8 inference on `batches` (training text): activation ranges for the
     smoothing, then the most sensitive layers left in fp32, one at a time (most costly first,

@@ -11,6 +11,9 @@ from .encoder import BertModel
 from .quantized import BF16_EMULATED, DTYPES, INT8_UNCALIBRATED, bf16_native, fast_fp32_bert, int8_supported, quantize_bert
 
 logger = logging.getLogger("spacy_bert_cls")
+INT8_TRAINED = ("training an encoder set to int8 inference: its fp32 weights are trained, but it predicts (dev "
+                "scores too) in int8 with a calibration measured on the weights it had before: quantize the "
+                "trained pipeline again (spacy-bert-cls quantize), or train from the fp32 one (--dtype float32)")
 
 
 def _chunks(buckets: List[Tuple[Tensor, Optional[Tensor]]], limit: int):
@@ -133,6 +136,9 @@ class WindowedBert(nn.Module):
         """(the module that runs, autocast or not, autocast's dtype) for this call."""
         low = torch.bfloat16 if device_type == "cpu" else torch.float16
         if self.training or torch.is_grad_enabled():
+            if self.inference_dtype == "int8" and self.training and not getattr(self, "_warned_training", False):
+                self._warned_training = True
+                logger.warning(INT8_TRAINED)
             return self.bert, self.mixed_precision, low
         # Prediction: the inference dtype's path. The int8 and oneDNN copies are CPU paths
         # with their own precision: mixed_precision's autocast would hand their layers bf16

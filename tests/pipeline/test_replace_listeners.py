@@ -166,3 +166,32 @@ def test_an_int8_encoder_keeps_its_calibration_inline(joint, tmp_path):
     int8 = spacy.load(tmp_path / "inline", config={"components": {
         head: {"model": {"tok2vec": {"inference_dtype": "int8"}}} for head in ("bert_textcat", "bert_ner")}})
     assert_same(predictions(int8), want)
+
+
+def test_an_assembled_head_is_quantized_by_its_name_and_a_dropped_int8_is_said(joint, tmp_path, caplog):
+    """quantize --component bert_ner on an assembled pipeline wrote inference_dtype into
+    bert_ner's own block (which has no such setting) and said it had saved a pipeline that
+    then did not load; and replace_listeners turned an int8 encoder's copy into fp32
+    without a word."""
+    from spacy_bert_cls.quantize import quantize_pipeline
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(t for t, _ in TRAIN * 5))
+    replaced(joint, tmp_path).to_disk(tmp_path / "inline")
+    with pytest.raises(ValueError, match=r"no component 'bert'.*--component \(bert_textcat, bert_ner\)"):
+        quantize_pipeline(tmp_path / "inline", tmp_path / "x", dtype="int8", data=data)
+    quantize_pipeline(tmp_path / "inline", tmp_path / "int8", dtype="int8", data=data, component="bert_ner")
+    nlp = spacy.load(tmp_path / "int8")
+    dtypes = {name: get_bert_shim(pipe.model).windowed.inference_dtype for name, pipe in nlp.pipeline}
+    assert dtypes == {"bert_textcat": "float32", "bert_ner": "int8"}
+    assert nlp.config["components"]["bert_ner"]["model"]["tok2vec"]["inference_dtype"] == "int8"
+    assert "inference_dtype" not in nlp.config["components"]["bert_ner"]
+    joint.to_disk(tmp_path / "joint")
+    with pytest.raises(ValueError, match="'bert_ner' has no bert encoder of its own.*--component \\(bert\\)"):
+        quantize_pipeline(tmp_path / "joint", tmp_path / "y", dtype="int8", data=data, component="bert_ner")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    quantize_pipeline(tmp_path / "joint", tmp_path / "joint8", dtype="int8", data=data)
+    (tmp_path / "again").mkdir()
+    with caplog.at_level("WARNING", logger="spacy_bert_cls"):
+        replaced(spacy.load(tmp_path / "joint8"), tmp_path / "again")
+    assert "predicted in int8; the copy predicts in float32" in caplog.text

@@ -59,11 +59,45 @@ def test_int8_linear_is_close_to_fp32_and_smoothing_tames_outliers():
         x[:, 3] *= 30  # an outlier channel, as BERT's activations have
         expected = F.linear(x, linear.weight, linear.bias)
         plain = Int8Linear(linear)(x)
-        scales = quantized.smoothing_scales(linear, x.abs().amax(0), 0.8)
+        scales = quantized.smoothing_scales(linear, x.abs().amax(0), 0.5)
         smooth = Int8Linear(linear, scales)(x / scales)  # the input divided, the weights multiplied
     assert float((smooth - expected).abs().max()) < INT8_OUTLIER_TOLERANCE * float(expected.abs().max())
     # Smoothing moves the outlier into the weights: the error drops.
     assert float((smooth - expected).abs().mean()) < 0.6 * float((plain - expected).abs().mean())
+
+
+def test_each_row_is_quantized_on_its_own_so_a_batch_changes_nothing():
+    """Per tensor, the engine's range came from every row of the call: a text's output
+    changed with the other texts of its batch (an int8 pipeline's nlp(text) and nlp.pipe
+    disagreed on entities)."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    layer = Int8Linear(linear)
+    with torch.no_grad():
+        x = torch.randn(20, 64)
+        loud = torch.cat([x, 50 * torch.randn(3, 64)])  # rows with a far larger range
+        alone = torch.cat([layer(x[i:i + 1]) for i in range(20)])
+        assert torch.equal(layer(x), alone) and torch.equal(layer(loud)[:20], alone)
+        assert torch.equal(layer(torch.zeros(2, 64)), linear.bias.detach().expand(2, -1))
+
+
+def test_both_int8_engines_give_the_same_numbers(monkeypatch):
+    """Which engine a layer runs on is timed per process: the two must give the same numbers,
+    or a pipeline would predict otherwise from one process to the next."""
+    if "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no oneDNN int8 engine")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    x = torch.randn(30, 64)
+    x[:, 3] *= 30
+    outputs = []
+    for engine in (torch.backends.quantized.engine, "onednn"):
+        monkeypatch.setitem(quantized._BACKENDS, ("int8", 64, 48), engine)
+        layer = Int8Linear(linear)
+        assert layer.engine == engine
+        with torch.no_grad():
+            outputs.append(layer(x))
+    assert float((outputs[0] - outputs[1]).abs().max()) < 1e-5 * float(outputs[0].abs().max())
 
 
 def test_no_int16_saturation_with_full_range_activations():
@@ -265,7 +299,7 @@ def test_int8_without_calibration_and_back_to_fp32(trained, tmp_path):
     _close(reference, back, 1e-6)
 
 
-def test_int8_setting_in_the_config_and_training_stays_fp32(trained):
+def test_int8_setting_in_the_config_and_training_stays_fp32(trained, caplog):
     folder, _ = trained
     nlp = spacy.load(folder, config={"components": {"bert": {"inference_dtype": "int8"}}})
     assert nlp.get_pipe("bert").inference_dtype == "int8"
@@ -275,8 +309,11 @@ def test_int8_setting_in_the_config_and_training_stays_fp32(trained):
     optimizer = nlp.resume_training()
     # Language.update calls bert's finish_update before the listeners backpropagate, so its
     # gradients land at the next update (spacy train calls finish_update after all of them).
-    for _ in range(2):
-        nlp.update(examples, sgd=optimizer, drop=0.0)
+    with caplog.at_level("WARNING", logger="spacy_bert_cls"):
+        for _ in range(2):
+            nlp.update(examples, sgd=optimizer, drop=0.0)
+    # said once: the calibration is the old weights', and dev scores in training are int8's
+    assert caplog.text.count("training an encoder set to int8 inference") == 1
     after_state = get_bert_shim(nlp.get_pipe("bert").model).windowed.bert.state_dict()
     assert any(not torch.equal(weights[k], after_state[k]) for k in weights)  # fp32 weights trained
     assert _predict(nlp) != before  # and the int8 layers follow them
