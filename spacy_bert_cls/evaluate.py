@@ -19,6 +19,7 @@ from spacy.language import Language
 from spacy.training import Example
 
 from .checkpoint.io import atomic_path
+from .data.formats import resolve_format
 from .data.readers import create_corpus_reader_v1
 from .errors import DataError
 from .outputs import check_apart, check_file_output
@@ -98,6 +99,13 @@ def check_outputs(pipeline: PathLike, data: Sequence[PathLike], output: Optional
     _pyplot()  # the curves are drawn with matplotlib: an ImportError now, not after -o is written
 
 
+def _tokens_scored(path: Path) -> str:
+    """Whose tokens a file is predicted on: CoNLL's own (as HF's and the CoNLL shared tasks'
+    scores are, and spaCy's evaluate --gold-preproc), or the pipeline's tokenizer's on the
+    text (.spacy and JSONL, as nlp(text) and spaCy's evaluate)."""
+    return "the file's own (CoNLL)" if resolve_format(path) == "conll" else "the pipeline's tokenizer's"
+
+
 def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, examples_shown: int = 20) -> Dict:
     """Score `pipeline` on each data file. RETURNS the metrics (and what the report needs).
 
@@ -120,7 +128,7 @@ def evaluate(pipeline: Union[PathLike, Language], data: Sequence[PathLike], *, e
         seconds = time.perf_counter() - start
         scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
         scores = _score(nlp, scored)
-        entry = {"n_examples": len(examples), "seconds": round(seconds, 2),
+        entry = {"n_examples": len(examples), "tokens": _tokens_scored(path), "seconds": round(seconds, 2),
                  "words_per_second": round(sum(len(d) for d in docs) / max(seconds, 1e-9)), "scores": scores}
         with_cats = [(eg.reference.cats, doc.cats) for eg, doc in zip(examples, docs) if eg.reference.cats]
         if textcat is not None and with_cats and _is_exclusive(textcat):

@@ -164,7 +164,7 @@ def evaluate_cli(
         shown = {k: v for k, v in entry["scores"].items() if isinstance(v, float)}
         if "accuracy" in entry:
             shown = {"accuracy": entry["accuracy"], **shown}
-        msg.info(f"{path}: {entry['n_examples']} examples")
+        msg.info(f"{path}: {entry['n_examples']} examples, predicted on {entry['tokens']} tokens")
         if entry.get("unknown_entity_labels"):
             msg.warn(f"{path}: entity labels the pipeline does not predict, counted as missed: "
                      f"{', '.join(entry['unknown_entity_labels'])}")
