@@ -33,11 +33,8 @@ class FillMask:
         size = tok.tokenizer.get_vocab_size()
         if not 1 <= top_k <= size:
             raise ValueError(f"--top-k {top_k}: give 1 to the vocabulary's {size} pieces")
-        # The tokenizer reads a written [MASK] as text (PieceTokenizer): the pieces of the
-        # parts between the masks, with the mask's id between them.
-        parts = [ids.tolist() for ids, _ in tok.encode_batch(text.split(tok.specials["mask_token"]))]
-        ids = [tok.cls_id] + [i for n, part in enumerate(parts) for i in ([tok.mask_id] if n else []) + part]
-        ids += [tok.sep_id]
+        ids, _ = tok.encode_batch([text])[0]
+        ids = [tok.cls_id] + ids.tolist() + [tok.sep_id]
         if len(ids) > self.max_length:
             raise ValueError(f"the text has {len(ids)} pieces, over the model's {self.max_length}")
         positions = [i for i, piece in enumerate(ids) if piece == tok.mask_id]

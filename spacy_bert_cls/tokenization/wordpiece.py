@@ -46,10 +46,6 @@ class PieceTokenizer:
     def __init__(self, tokenizer: Tokenizer, specials: Dict[str, str]) -> None:
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        # A "[MASK]" or "[PAD]" written in a doc's text is text: its characters' pieces, not
-        # the special token (tokenizers' default, which put a padding id inside a window and
-        # one piece under three spaCy tokens). Not saved with the tokenizer: exports keep HF's.
-        tokenizer.encode_special_tokens = True
         self.tokenizer = tokenizer
         self.specials = dict(specials)
         ids = {}

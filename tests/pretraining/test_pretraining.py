@@ -317,10 +317,8 @@ def test_model_last_loads_in_transformers_with_the_same_logits(tmp_path):
     ours_tokenizer = load_piece_tokenizer(out)
     text = "The river rose by sixty centimetres after the [MASK] rain."
     batch = hf_tokenizer(text, return_tensors="pt")
-    plain = text.replace("[MASK]", "heavy")  # ours reads a written [MASK] as text (PieceTokenizer)
-    ids, _ = ours_tokenizer.encode_batch([plain])[0]
-    expected_ids = hf_tokenizer(plain)["input_ids"]
-    assert expected_ids == [ours_tokenizer.cls_id] + ids.tolist() + [ours_tokenizer.sep_id]
+    ids, _ = ours_tokenizer.encode_batch([text])[0]
+    assert batch["input_ids"][0].tolist() == [ours_tokenizer.cls_id] + ids.tolist() + [ours_tokenizer.sep_id]
     from spacy_bert_cls.pretraining.fill_mask import FillMask
 
     ours = FillMask(out).model

@@ -53,22 +53,6 @@ def test_ids_equal_hf_with_vocab_txt_only(minilm_dir, datasets_dir, tmp_path):
         assert ids.tolist() == want, text
 
 
-def test_special_tokens_written_in_a_text_are_text(minilm_dir, tmp_path):
-    """"[PAD]" in a doc's text was padding's id inside the window, and "[MASK]" one piece
-    under three spaCy tokens: now the characters' pieces, and the export keeps HF's rule."""
-    from tokenizers import Tokenizer
-
-    from spacy_bert_cls.tokenization.wordpiece import save_piece_tokenizer
-
-    ours = load_piece_tokenizer(minilm_dir)
-    ids, offsets = ours.encode_batch(["[MASK] [CLS] hello [SEP] [PAD] [UNK]"])[0]
-    specials = {ours.cls_id, ours.sep_id, ours.pad_id, ours.unk_id, ours.mask_id}
-    assert not specials & set(ids.tolist())
-    assert offsets[:3].tolist() == [[0, 1], [1, 5], [5, 6]]  # "[", "mask", "]"
-    save_piece_tokenizer(ours, tmp_path, lowercase=True)
-    assert Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode("[MASK]").ids[1] == ours.mask_id
-
-
 def test_cased_vocab_without_config_keeps_case(tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Paris", "paris"]))
     ids, _ = load_piece_tokenizer(tmp_path).encode_batch(["Paris paris"])[0]
