@@ -132,7 +132,7 @@ def run_direct(dataset: str, data: dict, layers: int, steps: int, out: Path, thr
     benchmark's own run; RETURNS its test score."""
     from benchmarks.accuracy.run_spacy import CONFIGS
     from benchmarks.accuracy.score import read_jsonl
-    from spacy_bert_cls.checkpoint.hf import fit_config
+    from spacy_bert_cls.checkpoint.fit_config import fit_config
 
     checkpoint = direct_checkpoint(layers, out / f"minilm-L{layers}")
     config = out / f"direct-{dataset}.cfg"

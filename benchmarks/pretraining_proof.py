@@ -106,7 +106,7 @@ def main() -> None:
     summary["fill_mask"] = {text: [c["token"] for c in filler(text, top_k=5)[0]] for text in FILL_MASK}
 
     # 3. rotten_tomatoes: pretrained vs random weights, same architecture and vocabulary.
-    from spacy_bert_cls.checkpoint.hf import fit_config
+    from spacy_bert_cls.checkpoint.fit_config import fit_config
 
     for name, weights in (("pretrained", True), ("random", False)):
         path = out / f"bert_textcat_{name}.cfg"
