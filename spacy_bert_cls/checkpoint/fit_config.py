@@ -5,14 +5,16 @@ changed settings are written into the config's text instead, each on its own lin
 result is parsed back and must equal what thinc would have written, or the command writes
 thinc's text and says that the comments were lost.
 """
+import configparser
 import re
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Union
 
 from .hf import BEHAVIOUR_FIELDS, SHAPE_FIELDS, read_hf_config
 
-_SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
-_KEY = re.compile(r"^([^\s#;=][^=]*?)\s*=")
+_SECTION = re.compile(r"^\[([^\]]+)\]\s*([#;].*)?$")
+_KEY = re.compile(r"^([^\s#;=:\[][^=:]*?)\s*[=:]")
+_COMMENT = ("#", ";")
 
 
 class FittedConfig(NamedTuple):
@@ -36,11 +38,14 @@ def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], outp
     check_file_output(output, "--output")
     check_apart(output, [checkpoint], "--output")
     try:
-        text = Path(config_path).read_text(encoding="utf8")
+        text = Path(config_path).read_bytes().decode("utf8")  # its own line ends (CRLF stays CRLF)
     except UnicodeDecodeError as err:
         raise ValueError(f"{config_path}: not UTF-8 text ({err.reason} at byte {err.start}): give a spaCy "
                          f"training config (.cfg)") from None
-    config = Config().from_str(text, interpolate=False)
+    try:
+        config = Config().from_str(text, interpolate=False)
+    except (configparser.Error, ValueError) as err:
+        raise ValueError(f"{config_path}: not a config spaCy reads: {' '.join(str(err).split())}") from None
     section = f"components.{component}.model"
     try:
         model = config["components"][component]["model"]
@@ -51,10 +56,13 @@ def fit_config(config_path: Union[str, Path], checkpoint: Union[str, Path], outp
     model.update(updates)
     config.setdefault("paths", {})["bert"] = str(checkpoint)
     edited = set_values(text, {section: updates, "paths": {"bert": str(checkpoint)}})
-    kept = Config().from_str(edited, interpolate=False) == config
+    try:
+        kept = Config().from_str(edited, interpolate=False) == config
+    except (configparser.Error, ValueError):  # a layout set_values misread: thinc's text instead
+        kept = False
     with atomic_path(Path(output)) as tmp:
         if kept:
-            Path(tmp).write_text(edited, encoding="utf8")
+            Path(tmp).write_bytes(edited.encode("utf8"))
         else:
             config.to_disk(tmp, interpolate=False)
     return FittedConfig(changed, kept)
@@ -76,20 +84,20 @@ def set_values(text: str, values: Dict[str, Dict[str, Any]]) -> str:
     section, the section added at the end when missing. Comments and layout are kept."""
     from confection import try_dump_json
 
+    newline = "\r\n" if "\r\n" in text else "\n"
     lines, out, section, skipping = text.splitlines(), [], None, False
     pending = {name: dict(keys) for name, keys in values.items()}
 
-    def close(name):
-        rest = pending.pop(name, {}) if name is not None else {}
-        while out and not out[-1].strip() and rest:
-            out.pop()
-        out.extend(f"{key} = {try_dump_json(value)}" for key, value in rest.items())
-        if rest:
-            out.append("")
+    def close(name):  # the section's keys not found in it, before the lines that lead on
+        rest = [f"{key} = {try_dump_json(value)}" for key, value in pending.pop(name, {}).items()]
+        at = len(out)
+        while rest and at and (not out[at - 1].strip() or out[at - 1].lstrip().startswith(_COMMENT)):
+            at -= 1
+        out[at:at] = rest
 
     for line in lines:
-        if skipping and line[:1].isspace() and line.strip():
-            continue
+        if skipping and line[:1].isspace() and line.strip() and not line.strip().startswith(_COMMENT):
+            continue  # the replaced value's continuation lines (an indented comment is a comment)
         skipping = False
         header = _SECTION.match(line)
         if header:
@@ -107,4 +115,4 @@ def set_values(text: str, values: Dict[str, Dict[str, Any]]) -> str:
         if pending[name]:
             out.extend(["", f"[{name}]"])
             close(name)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return newline.join(out).rstrip("\r\n") + newline
