@@ -67,10 +67,10 @@ def main() -> None:
     torch.set_num_threads(2)
     data = prepared(args.data, args.dataset)
     nlp = spacy.load(args.pipeline)
-    fidelity_by_alpha(nlp, data)
-    print(f"fp32: test score {test_score(nlp, data):.4f}", flush=True)
     docs, pipes = test_inputs(nlp, data), {}
     try:
+        fidelity_by_alpha(nlp, data)
+        print(f"fp32: test score {test_score(nlp, data):.4f}", flush=True)
         for mode, forward in MODES.items():
             Int8Linear.forward = forward
             pipes[mode] = spacy.load(args.pipeline)

@@ -7,7 +7,7 @@ layers kept in fp32) saved with the weights, and what was done in meta.json unde
 """
 import logging
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 import torch
@@ -51,17 +51,23 @@ def encoder_of(nlp: Language, component: str) -> Tuple[Model, Dict]:
     pipe, config = nlp.get_pipe(component), nlp.get_pipe_config(component)
     if isinstance(pipe, BertTransformer):
         return pipe.model, config
-    inline = [node for node in pipe.model.walk() if isinstance(node, InlineBertListener)]
+    inline = _inline_listeners(pipe)
     blocks = [block for block in _blocks(config) if block.get("@architectures", "").startswith(INLINE)]
-    if len(inline) != 1 or len(blocks) != 1:
+    if len(inline) > 1 or len(blocks) > 1:
+        raise ValueError(f"{component!r} has {len(inline)} bert encoders of its own: quantize supports one a component")
+    if not inline or not blocks:
         raise ValueError(f"{component!r} has no bert encoder of its own (it listens to a bert component, or has "
                          f"none)" + _where_encoders_are(nlp))
     return inline[0].get_ref("encoder"), blocks[0]
 
 
+def _inline_listeners(pipe) -> List[InlineBertListener]:
+    model = getattr(pipe, "model", None)
+    return [node for node in model.walk() if isinstance(node, InlineBertListener)] if isinstance(model, Model) else []
+
+
 def _where_encoders_are(nlp: Language) -> str:
-    names = [name for name, pipe in nlp.pipeline if isinstance(pipe, BertTransformer)
-             or any(isinstance(node, InlineBertListener) for node in getattr(pipe, "model", Model("x", None)).walk())]
+    names = [name for name, pipe in nlp.pipeline if isinstance(pipe, BertTransformer) or _inline_listeners(pipe)]
     return f": name one with an encoder with --component ({', '.join(names)})" if names else ""
 
 

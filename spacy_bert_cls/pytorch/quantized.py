@@ -105,7 +105,7 @@ class Int8Linear(nn.Module):
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float()
         amax = torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg_()).clamp_(min=1e-12)
-        scaled = torch.empty(rows.shape[0] + 1, shape[-1])
+        scaled = rows.new_empty((rows.shape[0] + 1, shape[-1]))
         torch.div(rows, amax, out=scaled[:-1])
         scaled[-1] = self._extremes
         y = torch.ops.quantized.linear_dynamic(scaled, self._packed, False)[:-1]

@@ -123,6 +123,7 @@ class WindowedBert(nn.Module):
                 ranges = self.int8_ranges() or None
                 if ranges is None:
                     logger.warning(INT8_UNCALIBRATED)
+                # 0.8: the alpha of calibrations saved before it was recorded (the default since is 0.5)
                 module = quantize_bert(self.bert, ranges, alpha=self.int8_settings.get("alpha", 0.8),
                                        fp32_layers=self.int8_settings.get("fp32_layers", ()))
             else:
