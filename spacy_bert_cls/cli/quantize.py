@@ -16,7 +16,7 @@ def quantize_cli(
                               help='Text to calibrate int8 on: .txt (a text a line), .jsonl ({"text"}; labels not '
                                    'needed), CoNLL or .spacy'),
     n_texts: int = typer.Option(512, "--n-texts", help="Texts of DATA to calibrate on"),
-    component: str = typer.Option("bert", help="The bert component's name"),
+    component: str = typer.Option("bert", help="The bert component's name, or an assembled head's (its own encoder)"),
     target_cosine: float = typer.Option(0.993, help="Leave layers in fp32 until the token states reach this cosine to fp32"),
 ) -> None:
     """Set PIPELINE's encoder to int8 (calibrated on DATA) or bf16 inference and save it to OUTPUT."""
