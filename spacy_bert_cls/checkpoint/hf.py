@@ -35,13 +35,17 @@ IGNORED_KEYS = ("embeddings.position_ids",)
 POOLER_KEYS = ("pooler.dense.weight", "pooler.dense.bias")
 
 
+def is_pipeline_folder(folder: Union[str, Path]) -> bool:
+    """Whether `folder` is a saved spaCy pipeline (config.cfg and meta.json), not an HF folder."""
+    return (Path(folder) / "config.cfg").is_file() and (Path(folder) / "meta.json").is_file()
+
+
 def read_hf_config(folder: Union[str, Path]) -> BertConfig:
     """Read config.json of an HF BERT folder into a BertConfig, checking every field."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
-        pipeline = (Path(folder) / "config.cfg").is_file() and (Path(folder) / "meta.json").is_file()
         hint = (" (this folder is a spaCy pipeline: `spacy-bert-cls export-hf PIPELINE OUT` writes its "
-                "encoder as one)") if pipeline else ""
+                "encoder as one)") if is_pipeline_folder(folder) else ""
         raise CheckpointError(path, f"missing: an HF checkpoint folder needs its config.json{hint}")
     data = read_json(path)
     if not isinstance(data, dict):

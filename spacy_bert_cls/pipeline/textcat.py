@@ -316,6 +316,7 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     the data file (the save would replace it)."""
     import spacy
 
+    from ..checkpoint.hf import is_pipeline_folder
     from ..data.readers import create_corpus_reader_v1
     from ..errors import DataError
     from ..outputs import check_apart, check_folder_output
@@ -324,8 +325,8 @@ def tune_pipeline_thresholds(pipeline, data, output, component: str = "bert_text
     check_folder_output(output, "--output")
     check_apart(output, [data], "--output")
     out = Path(output)
-    is_pipeline = (out / "config.cfg").is_file() and (out / "meta.json").is_file()
-    if out.resolve() != Path(pipeline).resolve() and out.is_dir() and any(out.iterdir()) and not is_pipeline:
+    other_files = out.is_dir() and any(out.iterdir()) and not is_pipeline_folder(out)
+    if other_files and out.resolve() != Path(pipeline).resolve():
         raise ValueError(f"--output {output} is a folder of other files: name a new folder, or leave -o out to save "
                          f"into {pipeline}")
     nlp = spacy.load(pipeline)

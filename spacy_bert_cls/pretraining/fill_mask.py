@@ -4,6 +4,7 @@ from typing import Dict, List, Union
 
 import torch
 
+from ..checkpoint.hf import is_pipeline_folder
 from ..errors import CheckpointError
 from ..tokenization import load_piece_tokenizer
 from .model import load_pretraining_model
@@ -14,7 +15,7 @@ class FillMask:
 
     def __init__(self, model_dir: Union[str, Path]) -> None:
         model_dir = Path(model_dir)
-        if (model_dir / "config.cfg").is_file() and (model_dir / "meta.json").is_file():
+        if is_pipeline_folder(model_dir):
             raise CheckpointError(model_dir, "is a spaCy pipeline, which has no masked-LM head: fill-mask needs a "
                                              "pretraining run's model-last or checkpoint (spacy-bert-cls pretrain), "
                                              "or an HF BertForMaskedLM / BertForPreTraining folder")
