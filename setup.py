@@ -31,6 +31,8 @@ setup(
         "numpy>=1.21.0",
         "typer>=0.9.0",
         "srsly>=2.4.0",
+        # fit-config writes values as thinc's configs do (confection.try_dump_json).
+        "confection>=0.1.0",
     ],
     extras_require={
         # playwright drives Debian's chromium (apt-get install chromium) in the report test.
